@@ -106,3 +106,22 @@ def test_module_uses_training_mode_for_perturbations():
     a = attn(q, k, v, layout, generator=torch.Generator().manual_seed(1))
     b = attn(q, k, v, layout, generator=torch.Generator().manual_seed(2))
     assert not torch.allclose(a, b), "training-mode perturbations should depend on the generator"
+
+
+def test_varlen_splits_work_into_bounded_blocks(monkeypatch):
+    from moc import Layout, MoCConfig
+
+    layout = Layout.interleaved([2, 3, 3], tokens_per_frame=7, caption_tokens=2, global_caption_tokens=3)
+    q, k, v = random_qkv(layout, batch=2, heads=2, dim=8, dtype=torch.float64)
+    plan = route(q, k, layout, MoCConfig(top_k=2))
+    monkeypatch.setattr(varlen, "MAX_BLOCK_ROWS", 3)
+    monkeypatch.setattr(varlen, "MAX_GROUP_TILE", 5)  # mandatory groups in query tiles and key parts
+    monkeypatch.setattr(varlen, "SHORT_RANGE", 4)  # captions (2-3 tokens) gathered into one part
+    blocks = varlen.routed_blocks(plan)
+    assert max(b.n_max for b in blocks) <= 3
+    assert len({b.chunk for b in blocks}) < len(blocks), "some chunk should be split into several blocks"
+    grad = torch.randn_like(q)
+    expected = _grads(lambda *t: reference.attend(*t, plan, 0.3), q, k, v, grad)
+    actual = _grads(lambda *t: varlen.attend(*t, plan, 0.3), q, k, v, grad)
+    for a, e in zip(actual, expected):
+        torch.testing.assert_close(a, e, atol=1e-12, rtol=1e-12)

@@ -17,7 +17,7 @@ Backend = Literal["auto", "reference", "varlen", "flex"]
 BACKENDS = ("auto", "reference", "varlen", "flex")
 # ``auto`` uses the dense reference below this many (B * H * L * L) score entries, where one fused
 # dense call beats the per-chunk loop of ``varlen`` on CPU (see docs/performance.md).
-AUTO_REFERENCE_MAX_ENTRIES = 1 << 21
+AUTO_REFERENCE_MAX_ENTRIES = 1 << 20
 # On CUDA ``auto`` prefers FlexAttention (fused, forward and backward) from this length on.
 AUTO_CUDA_FLEX_MIN_TOKENS = 1024
 

@@ -1,9 +1,11 @@
 """Attention benchmark: dense SDPA against the MoC backends on a paper-like multi-shot layout.
 
-Each (backend, length, pass) case runs in its own subprocess, so its peak resident memory (``ru_maxrss``
-above the RSS after the inputs were made) is its own. Times are medians of ``repeats`` runs inside that
-process, after one warm-up run (always for ``flex``, whose first call compiles; for the others only up to
-16k tokens, where a warm-up is cheap).
+Each (backend, length, pass) case runs in its own subprocess. Before timing, the case warms up (a small
+call that loads kernels and thread pools; for ``flex`` a full-size call, because its first call compiles),
+then the kernel's peak-RSS mark is reset (``/proc/self/clear_refs``) and the peak memory reported is the
+high-water mark (``VmHWM``) above the RSS at that point, with the inputs already allocated. Children run with
+``MALLOC_MMAP_THRESHOLD_=131072`` so that freed buffers go back to the OS and RSS tracks live memory rather
+than glibc's retained heap (it applies to dense and MoC alike). Times are medians of ``repeats`` runs.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -28,7 +29,8 @@ TOKENS_PER_FRAME = 256
 CAPTION_TOKENS = 8
 GLOBAL_CAPTION_TOKENS = 16
 MOC_BACKENDS = ("varlen", "flex")
-WARMUP_MAX_TOKENS = 16384
+WARMUP_TOKENS = 1024
+CHILD_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,19 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _reset_peak_rss() -> None:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+
+
+def _peak_rss_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("VmHWM not found in /proc/self/status")
+
+
 def _median_time(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -79,39 +94,46 @@ def run_case(spec: BenchSpec, backend: str, backward: bool) -> dict:
     from moc.attention import moc_attention
     from moc.routing import route
 
-    torch.manual_seed(spec.seed)
-    layout, config = spec.layout(), spec.config()
-    length = len(layout)
-    q, k, v = (torch.randn(1, spec.heads, length, spec.dim) for _ in range(3))
-    if backward:
-        q, k, v = (t.requires_grad_() for t in (q, k, v))
-    base_rss = _rss_bytes()
-
-    def call():
-        if backend == "dense":
-            return F.scaled_dot_product_attention(q, k, v)
-        return moc_attention(q, k, v, layout, config, backend=backend)
-
-    def step():
+    def make_step(layout: Layout, config: MoCConfig):
+        torch.manual_seed(spec.seed)
+        q, k, v = (torch.randn(1, spec.heads, len(layout), spec.dim) for _ in range(3))
         if backward:
-            call().sum().backward()
-            for t in (q, k, v):
-                t.grad = None
-        else:
-            with torch.no_grad():
-                call()
+            q, k, v = (t.requires_grad_() for t in (q, k, v))
 
-    if backend == "flex" or length <= WARMUP_MAX_TOKENS:
-        step()
+        def call():
+            if backend == "dense":
+                return F.scaled_dot_product_attention(q, k, v)
+            return moc_attention(q, k, v, layout, config, backend=backend)
+
+        def step():
+            if backward:
+                call().sum().backward()
+                for t in (q, k, v):
+                    t.grad = None
+            else:
+                with torch.no_grad():
+                    call()
+
+        return step, (q, k)
+
+    config = spec.config()
+    if backend != "flex":
+        make_step(BenchSpec(WARMUP_TOKENS, spec.heads, spec.dim, spec.top_k).layout(), config)[0]()
+    layout = spec.layout()
+    step, (q, k) = make_step(layout, config)
+    if backend == "flex":
+        step()  # compiles for this shape
+    base_rss = _rss_bytes()
+    _reset_peak_rss()
     seconds = _median_time(step, spec.repeats)
-    result = {"backend": backend, "backward": backward, "length": length, "seconds": seconds}
+    peak = _peak_rss_bytes() - base_rss
+    result = {"backend": backend, "backward": backward, "length": len(layout), "seconds": seconds}
+    result["peak_bytes"] = max(0, peak)
     if backend != "dense":
         with torch.no_grad():
             result["route_seconds"] = _median_time(lambda: route(q, k, layout, config), spec.repeats)
             stats = route(q, k, layout, config).stats()
         result.update(density=stats.density, flops_ratio=stats.flops_ratio)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    result["peak_bytes"] = max(0, peak - base_rss)
     return result
 
 
@@ -119,7 +141,11 @@ def run_case_subprocess(spec: BenchSpec, backend: str, backward: bool) -> dict:
     """Run :func:`run_case` in a fresh interpreter (isolated peak memory); raise with stderr on failure."""
     payload = json.dumps({"spec": asdict(spec), "backend": backend, "backward": backward})
     proc = subprocess.run(
-        [sys.executable, "-m", "moc.bench.attention", payload], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "moc.bench.attention", payload],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **CHILD_ENV},
     )
     if proc.returncode != 0:
         raise RuntimeError(

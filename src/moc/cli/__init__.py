@@ -1,25 +1,25 @@
-"""The ``moc`` command line. Each sub-command group lives in its own module and is imported lazily
-(only when called), so ``moc --help`` stays fast and optional dependencies stay optional."""
+"""The ``moc`` command line. Each sub-command group lives in its own module; heavy imports happen inside
+the commands, so ``moc --help`` stays fast and optional dependencies stay optional."""
 
 from __future__ import annotations
 
 import typer
 
-app = typer.Typer(
-    name="moc",
-    help="Mixture of Contexts: sparse attention for long multi-shot video generation.",
-    no_args_is_help=True,
-    add_completion=False,
-)
 
-
-def _register() -> None:
+def build_app() -> typer.Typer:
+    """A fresh ``moc`` application with every sub-command group registered."""
     from moc.cli import bench, world
 
+    app = typer.Typer(
+        name="moc",
+        help="Mixture of Contexts: sparse attention for long multi-shot video generation.",
+        no_args_is_help=True,
+        add_completion=False,
+    )
     app.add_typer(bench.app, name="bench")
     app.add_typer(world.app, name="world")
+    return app
 
 
 def main() -> None:
-    _register()
-    app()
+    build_app()()

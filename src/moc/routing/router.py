@@ -10,8 +10,8 @@ from moc.routing.graph import ChunkGraph, chunk_graph
 from moc.routing.perturb import perturb_selection
 from moc.routing.plan import RoutingPlan
 
-# Queries scored per tile: the (B, H, tile, C) float32 score block stays small even at 100k+ tokens.
-ROUTE_TILE_ELEMENTS = 1 << 24
+# Queries scored per tile: the (B, H, tile, C) float32 score block stays at 4 MiB, even at 100k+ tokens.
+ROUTE_TILE_ELEMENTS = 1 << 20
 
 
 def chunk_descriptors(k: torch.Tensor, graph: ChunkGraph) -> torch.Tensor:

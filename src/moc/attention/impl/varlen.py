@@ -25,13 +25,23 @@ from moc.attention.impl.kernels import Kernel, attention_with_lse, attention_wit
 from moc.routing.graph import Ranges
 from moc.routing.plan import RoutingPlan
 
+# Query rows per (batch, head) in one routed call: bounds the gathered-block transients (and so peak
+# memory) without hurting the fused kernel, which runs at full speed from a few hundred rows.
+MAX_BLOCK_ROWS = 1024
+# Mandatory groups are computed in tiles of at most this many queries against parts of at most this many
+# keys, so no call returns a full-length output or key gradient (dense text queries attend to all keys).
+MAX_GROUP_TILE = 4096
+# Key ranges shorter than this (captions) are gathered into one part rather than given a call each.
+SHORT_RANGE = 128
+
 
 @dataclass(frozen=True)
 class RoutedBlock:
     """The queries that routed to one chunk, packed per (batch, head) and padded to ``n_max`` rows.
 
-    ``gather_rows`` index ``q.reshape(B * H * L, D)`` (padding reads row 0); ``write_rows`` index the
-    output accumulator, whose extra last row ``B * H * L`` absorbs the padding.
+    A chunk chosen by many queries yields several blocks. ``gather_rows`` (int32) index
+    ``q.reshape(B * H * L, D)``, padding reads row 0; ``write_rows`` (int32) index the output accumulator,
+    whose extra last row ``B * H * L`` absorbs the padding.
     """
 
     chunk: int
@@ -41,7 +51,10 @@ class RoutedBlock:
 
 
 def routed_blocks(plan: RoutingPlan) -> list[RoutedBlock]:
-    """Group the plan's (batch, head, query, chunk) selections by chunk, queries ascending."""
+    """Group the plan's (batch, head, query, chunk) selections by chunk, queries ascending.
+
+    Row indices are int32 (half the memory of int64); the transient arrays are freed as soon as used.
+    """
     b, h, length, k = plan.selected.shape
     c = plan.chunks.num_chunks
     bh = b * h
@@ -50,34 +63,45 @@ def routed_blocks(plan: RoutingPlan) -> list[RoutedBlock]:
     positions = (flat >= 0).nonzero().flatten()
     if positions.numel() == 0:
         return []
-    chunk = flat[positions].long()
-    head_row = positions // (length * k)  # batch * H + head
-    token = (positions // k) % length
-    key = chunk * bh + head_row
-    order = torch.sort(key, stable=True).indices  # stable: tokens stay ascending within a group
-    key, chunk, head_row, token = key[order], chunk[order], head_row[order], token[order]
+    # Selections are laid out (batch*head, token, slot); a stable sort by chunk alone keeps them in
+    # (batch*head, token) order inside each chunk.
+    chunk, order = torch.sort(flat[positions], stable=True)
+    positions = positions[order]
+    del order
+    head_row = (positions // (length * k)).to(torch.int32)
+    source = head_row * length + ((positions // k) % length).to(torch.int32)
+    del positions
 
-    counts = torch.bincount(key, minlength=c * bh).view(c, bh)
-    n_max = counts.max(1).values  # (C,)
-    group_start = torch.cumsum(counts.reshape(-1), 0) - counts.reshape(-1)
-    rank = torch.arange(key.numel(), device=device) - group_start[key]
+    group = chunk.long() * bh + head_row  # (chunk, batch*head) group of every selection
+    counts = torch.bincount(group, minlength=c * bh)
+    n_max = counts.view(c, bh).max(1).values  # (C,)
+    group_start = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(group.numel(), device=device) - group_start[group]
+    del group, group_start, counts
     block_size = n_max * bh
     block_start = torch.cumsum(block_size, 0) - block_size
-    slot = block_start[chunk] + head_row * n_max[chunk] + rank
+    chunk = chunk.long()
+    slot = block_start[chunk] + head_row.long() * n_max[chunk] + rank
+    del rank, chunk, head_row
 
     total = int(block_size.sum())
-    source = head_row * length + token
-    gather_rows = torch.zeros(total, dtype=torch.long, device=device)
-    write_rows = torch.full((total,), bh * length, dtype=torch.long, device=device)
+    gather_rows = torch.zeros(total, dtype=torch.int32, device=device)
+    write_rows = torch.full((total,), bh * length, dtype=torch.int32, device=device)
     gather_rows[slot] = source
     write_rows[slot] = source
+    del slot, source
 
     blocks = []
     for ci, (start, size, n) in enumerate(zip(block_start.tolist(), block_size.tolist(), n_max.tolist())):
-        if n:
-            blocks.append(
-                RoutedBlock(ci, n, gather_rows[start : start + size], write_rows[start : start + size])
-            )
+        if not n:
+            continue
+        gather = gather_rows[start : start + size].view(bh, n)
+        write = write_rows[start : start + size].view(bh, n)
+        # Busy chunks are split into several blocks of at most MAX_BLOCK_ROWS rows per (batch, head).
+        for lo in range(0, n, MAX_BLOCK_ROWS):
+            hi = min(n, lo + MAX_BLOCK_ROWS)
+            rows_g, rows_w = gather[:, lo:hi].reshape(-1), write[:, lo:hi].reshape(-1)
+            blocks.append(RoutedBlock(ci, hi - lo, rows_g, rows_w))
     return blocks
 
 
@@ -89,21 +113,44 @@ def _take(x: torch.Tensor, ranges: Ranges) -> torch.Tensor:
     return torch.cat([x[:, :, s:e] for s, e in ranges], dim=2)
 
 
-def _put(target: torch.Tensor, ranges: Ranges, values: torch.Tensor, accumulate: bool) -> None:
+def _add_ranges(target: torch.Tensor, ranges: Ranges, values: torch.Tensor) -> None:
+    """``target[:, :, ranges] += values`` for ``values`` laid out as ``_take`` gathers them."""
     offset = 0
     for start, end in ranges:
-        part = values[:, :, offset : offset + end - start]
-        if accumulate:
-            target[:, :, start:end] += part
-        else:
-            target[:, :, start:end] = part
+        target[:, :, start:end] += values[:, :, offset : offset + end - start]
         offset += end - start
+
+
+def _group_parts(query_ranges: Ranges, key_ranges: Ranges) -> tuple[list[Ranges], list[Ranges]]:
+    """Query tiles and key parts of one mandatory group (see MAX_GROUP_TILE and SHORT_RANGE)."""
+    tiles = [
+        ((s, min(e, s + MAX_GROUP_TILE)),)
+        for start, e in query_ranges
+        for s in range(start, e, MAX_GROUP_TILE)
+    ]
+    short = tuple(r for r in key_ranges if r[1] - r[0] < SHORT_RANGE)
+    parts = [
+        ((s, min(e, s + MAX_GROUP_TILE)),)
+        for start, e in key_ranges
+        if e - start >= SHORT_RANGE
+        for s in range(start, e, MAX_GROUP_TILE)
+    ]
+    return tiles, parts + ([short] if short else [])
+
+
+def _merge_into(out: torch.Tensor, lse: torch.Tensor, o: torch.Tensor, part_lse: torch.Tensor) -> None:
+    """Merge a partial result ``(o, part_lse)`` into the running ``(out, lse)``, in place, by log-sum-exp."""
+    new_lse = torch.logaddexp(lse, part_lse.to(lse.dtype))
+    out.mul_(torch.exp(lse - new_lse)[..., None])
+    out += o.to(out.dtype).mul_(torch.exp(part_lse - new_lse)[..., None])
+    lse.copy_(new_lse)
 
 
 class _VarlenMoCFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, plan: RoutingPlan, scale: float, kernel: Kernel):  # type: ignore[override]
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+        blocks = routed_blocks(plan)  # before the accumulators, so its transients do not stack on them
         b, h, length, d = q.shape
         rows = b * h * length
         # float32 accumulators with one spare row that absorbs the padding of routed blocks.
@@ -113,30 +160,25 @@ class _VarlenMoCFunction(torch.autograd.Function):
         out4, lse3 = out[:rows].view(b, h, length, d), lse[:rows].view(b, h, length)
 
         for group in plan.graph.groups:
-            o, part_lse = attention_with_lse(
-                _take(q, group.query_ranges),
-                _take(k, group.key_ranges),
-                _take(v, group.key_ranges),
-                scale,
-                kernel,
-            )
-            _put(out4, group.query_ranges, o, accumulate=False)
-            _put(lse3.unsqueeze(-1), group.query_ranges, part_lse.unsqueeze(-1), accumulate=False)
+            tiles, parts = _group_parts(group.query_ranges, group.key_ranges)
+            for ((qs, qe),) in tiles:
+                for part in parts:
+                    o, part_lse = attention_with_lse(
+                        q[:, :, qs:qe], _take(k, part), _take(v, part), scale, kernel
+                    )
+                    _merge_into(out4[:, :, qs:qe], lse3[:, :, qs:qe], o, part_lse)
 
-        blocks = routed_blocks(plan)
         q_rows = q.view(rows, d)
         bounds = plan.chunks.bounds
         for block in blocks:
             start, end = bounds[block.chunk]
             qg = q_rows.index_select(0, block.gather_rows).view(b, h, block.n_max, d)
             o, part_lse = attention_with_lse(qg, k[:, :, start:end], v[:, :, start:end], scale, kernel)
-            part_lse = part_lse.reshape(-1).to(acc_dtype)
-            old_lse = lse.index_select(0, block.write_rows)
-            new_lse = torch.logaddexp(old_lse, part_lse)
-            merged = out.index_select(0, block.write_rows) * torch.exp(old_lse - new_lse)[:, None]
-            merged += o.reshape(-1, d).to(acc_dtype) * torch.exp(part_lse - new_lse)[:, None]
-            out.index_copy_(0, block.write_rows, merged)
-            lse.index_copy_(0, block.write_rows, new_lse)
+            write_rows = block.write_rows.long()  # index_copy_ takes int64 indices only
+            merged, merged_lse = out.index_select(0, write_rows), lse.index_select(0, write_rows)
+            _merge_into(merged, merged_lse, o.reshape(-1, d), part_lse.reshape(-1))
+            out.index_copy_(0, write_rows, merged)
+            lse.index_copy_(0, write_rows, merged_lse)
 
         result = out4.to(q.dtype)
         ctx.save_for_backward(q, k, v, result, lse)
@@ -158,20 +200,22 @@ class _VarlenMoCFunction(torch.autograd.Function):
         dq4, lse3 = dq[:rows].view(b, h, length, d), lse_kernel[:rows].view(b, h, length)
 
         for group in plan.graph.groups:
-            qr, kr = group.query_ranges, group.key_ranges
-            gq, gk, gv = attention_with_lse_backward(
-                _take(grad_out, qr),
-                _take(q, qr),
-                _take(k, kr),
-                _take(v, kr),
-                _take(out, qr),
-                _take(lse3.unsqueeze(-1), qr).squeeze(-1),
-                scale,
-                kernel,
-            )
-            _put(dq4, qr, gq.to(acc_dtype), accumulate=True)
-            _put(dk, kr, gk.to(acc_dtype), accumulate=True)
-            _put(dv, kr, gv.to(acc_dtype), accumulate=True)
+            tiles, parts = _group_parts(group.query_ranges, group.key_ranges)
+            for ((qs, qe),) in tiles:
+                for part in parts:
+                    gq, gk, gv = attention_with_lse_backward(
+                        grad_out[:, :, qs:qe],
+                        q[:, :, qs:qe],
+                        _take(k, part),
+                        _take(v, part),
+                        out[:, :, qs:qe],
+                        lse3[:, :, qs:qe],
+                        scale,
+                        kernel,
+                    )
+                    dq4[:, :, qs:qe] += gq.to(acc_dtype)
+                    _add_ranges(dk, part, gk.to(acc_dtype))
+                    _add_ranges(dv, part, gv.to(acc_dtype))
 
         q_rows, do_rows, out_rows = q.view(rows, d), grad_out.view(rows, d), out.view(rows, d)
         bounds = plan.chunks.bounds
