@@ -1,0 +1,270 @@
+"""Training and evaluation data: an infinite, seedable stream of batches of shot-world scenes.
+
+Every batch element shares one :class:`moc.Layout`, so a batch fixes the number of shots and the frames per
+shot (drawn per batch from the :class:`~moc.world.script.ScriptConfig`); the scripts and looks differ.
+
+Seeds: batch ``b`` of the stream with seed ``s`` and split ``"train"`` or ``"eval"`` is a pure function
+of ``(s, split, b)``, so streams can be resumed at any batch. Training scenes have scene seeds below
+``2**62`` and evaluation scenes at or above it: a held-out set never shares a scene with training.
+
+Example:
+    >>> stream = WorldStream(DataConfig(batch_size=2), seed=0)
+    >>> batch = next(iter(stream))
+    >>> batch.frames.shape[0], batch.frames.shape[2:]
+    (2, torch.Size([3, 32, 32]))
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from moc.layout import Layout
+from moc.world.captions import (
+    Vocabulary,
+    caption_length,
+    global_caption,
+    global_caption_length,
+    shot_caption,
+)
+from moc.world.scene import Scene
+from moc.world.script import Script, ScriptConfig
+
+SPLITS = {"train": 0, "eval": 1}
+EVAL_SEED_OFFSET = 2**62
+"""Scene seeds of evaluation scenes start here; training scene seeds are below it."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What a batch looks like.
+
+    Args:
+        batch_size: scenes per batch.
+        height, width: frame size in pixels (multiples of ``patch_size``).
+        patch_size: the DiT's patch size; only used for ``tokens_per_frame`` in the layout.
+        sprite_size: sprite side in pixels (default: 3/8 of the smaller frame side).
+        script: how scenes are drawn (shots, frames per shot, cast, gaps, ...).
+        caption_tokens: tokens per shot caption (default: enough for ``script.max_characters_per_shot``).
+        global_caption_tokens: tokens of the global caption (default: enough for the largest cast and
+            number of places of ``script``).
+    """
+
+    batch_size: int = 16
+    height: int = 32
+    width: int = 32
+    patch_size: int = 4
+    sprite_size: int | None = None
+    script: ScriptConfig = field(default_factory=ScriptConfig)
+    caption_tokens: int | None = None
+    global_caption_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "height", "width", "patch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"DataConfig.{name} must be a positive int, got {value!r}")
+        if self.height % self.patch_size or self.width % self.patch_size:
+            raise ValueError(
+                f"DataConfig: a {self.height}x{self.width} frame does not split into {self.patch_size}-pixel "
+                "patches; use a multiple of patch_size"
+            )
+        if self.caption_tokens is None:
+            object.__setattr__(self, "caption_tokens", caption_length(self.script.max_characters_per_shot))
+        if self.global_caption_tokens is None:
+            cast, places = self.script.cast_size[1], self.script.num_places[1]  # type: ignore[index]
+            object.__setattr__(self, "global_caption_tokens", global_caption_length(cast, places))
+
+    @property
+    def tokens_per_frame(self) -> int:
+        """``(height / patch_size) * (width / patch_size)``."""
+        return (self.height // self.patch_size) * (self.width // self.patch_size)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of scenes.
+
+    Attributes:
+        frames: ``(B, F, 3, H, W)`` float32 in [-1, 1]; ``F`` = total frames of all shots, shot after shot.
+        labels: ``(B, F, H, W)`` int8 ground-truth masks: the character id of each pixel, -1 for background.
+        captions: ``(B, S, C)`` int64 token ids of each shot's caption, padded with 0.
+        global_caption: ``(B, G)`` int64 token ids of the global caption, padded with 0.
+        frame_shot: ``(F,)`` int64: the shot of each frame (shared by the batch).
+        shot_frames: frames per shot (shared by the batch).
+        layout: the packed sequence ``[global text][text 0][video 0][text 1][video 1]...`` with
+            ``C`` tokens per caption, ``G`` global tokens and ``tokens_per_frame`` tokens per frame.
+        scripts: each element's script (for evaluation; never the hidden appearance).
+        seeds: each element's scene seed: ``Scene.random(seed, config.script, shot_frames=shot_frames)``
+            rebuilds it.
+    """
+
+    frames: torch.Tensor
+    labels: torch.Tensor
+    captions: torch.Tensor
+    global_caption: torch.Tensor
+    frame_shot: torch.Tensor
+    shot_frames: tuple[int, ...]
+    layout: Layout
+    scripts: tuple[Script, ...]
+    seeds: tuple[int, ...]
+
+    @property
+    def text(self) -> torch.Tensor:
+        """``(B, G + S * C)`` int64: all caption tokens in layout order (global, then shot 0, shot 1, ...)."""
+        return torch.cat([self.global_caption, self.captions.flatten(1)], dim=1)
+
+    @property
+    def num_shots(self) -> int:
+        return len(self.shot_frames)
+
+    def __len__(self) -> int:
+        return self.frames.shape[0]
+
+
+@functools.lru_cache(maxsize=256)
+def _layout(shot_frames: tuple[int, ...], tokens_per_frame: int, caption: int, global_: int) -> Layout:
+    return Layout.interleaved(
+        shot_frames, tokens_per_frame, caption_tokens=caption, global_caption_tokens=global_
+    )
+
+
+def make_batch(scenes: Sequence[Scene], config: DataConfig, seeds: Sequence[int] | None = None) -> Batch:
+    """Render and tokenize scenes that share their shot structure into a :class:`Batch`.
+
+    Raises:
+        ValueError: if the scenes do not all have the same frames per shot (they must share one layout).
+    """
+    if not scenes:
+        raise ValueError("make_batch needs at least one scene")
+    shot_frames = scenes[0].script.shot_frames
+    for i, scene in enumerate(scenes):
+        if scene.script.shot_frames != shot_frames:
+            raise ValueError(
+                f"scene {i} has frames per shot {scene.script.shot_frames}, scene 0 has {shot_frames}: "
+                "a batch shares one layout"
+            )
+    vocab = Vocabulary.default()
+    clips = [
+        s.render(height=config.height, width=config.width, sprite_size=config.sprite_size) for s in scenes
+    ]
+    # (B, F, H, W, 3) in [0, 1] -> (B, F, 3, H, W) in [-1, 1]; in place in numpy, which is ~5x cheaper
+    # here than torch's strided permute + arithmetic.
+    frames_np = np.ascontiguousarray(np.stack([c.frames for c in clips]).transpose(0, 1, 4, 2, 3))
+    frames_np *= 2.0
+    frames_np -= 1.0
+    frames = torch.from_numpy(frames_np)
+    labels = torch.from_numpy(np.stack([c.labels for c in clips]))
+    c_len, g_len = config.caption_tokens, config.global_caption_tokens
+    captions = [[vocab.encode(shot_caption(shot), c_len) for shot in s.script.shots] for s in scenes]
+    globals_ = [vocab.encode(global_caption(s.script), g_len) for s in scenes]
+    return Batch(
+        frames=frames,
+        labels=labels,
+        captions=torch.tensor(captions, dtype=torch.int64),
+        global_caption=torch.tensor(globals_, dtype=torch.int64),
+        frame_shot=torch.from_numpy(scenes[0].script.frame_shot),
+        shot_frames=shot_frames,
+        layout=_layout(shot_frames, config.tokens_per_frame, c_len, g_len),  # type: ignore[arg-type]
+        scripts=tuple(s.script for s in scenes),
+        seeds=tuple(int(s.script.seed) for s in scenes) if seeds is None else tuple(int(x) for x in seeds),
+    )
+
+
+class WorldStream:
+    """A seedable stream of batches: infinite for training, ``num_batches`` long for a held-out set.
+
+    Args:
+        config: what a batch looks like.
+        seed: the stream's seed.
+        split: ``"train"`` (scene seeds below :data:`EVAL_SEED_OFFSET`) or ``"eval"`` (at or above it).
+        start: index of the first batch (resume a stream without generating what came before).
+        num_batches: stop after this many batches (``None``: never).
+
+    Batches are pure functions of ``(seed, split, index)``: :meth:`batch` gives random access.
+    """
+
+    def __init__(
+        self,
+        config: DataConfig | None = None,
+        seed: int = 0,
+        *,
+        split: str = "train",
+        start: int = 0,
+        num_batches: int | None = None,
+    ) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+        self.config = config or DataConfig()
+        self.seed = seed
+        self.split = split
+        self.start = start
+        self.num_batches = num_batches
+
+    def scene_seeds(self, index: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """``(shot_frames, scene seeds)`` of batch ``index``."""
+        rng = np.random.default_rng([self.seed, SPLITS[self.split], index])
+        cfg = self.config.script
+        n_shots = int(rng.integers(cfg.num_shots[0], cfg.num_shots[1] + 1))  # type: ignore[index]
+        lo, hi = cfg.frames_per_shot  # type: ignore[misc]
+        shot_frames = tuple(int(f) for f in rng.integers(lo, hi + 1, size=n_shots))
+        seeds = rng.integers(0, EVAL_SEED_OFFSET, size=self.config.batch_size)
+        if self.split == "eval":
+            seeds = seeds + EVAL_SEED_OFFSET
+        return shot_frames, tuple(int(s) for s in seeds)
+
+    def scenes(self, index: int) -> list[Scene]:
+        """The scenes of batch ``index`` (with their hidden appearance, e.g. to render ground truth)."""
+        shot_frames, seeds = self.scene_seeds(index)
+        return [Scene.random(s, self.config.script, shot_frames=shot_frames) for s in seeds]
+
+    def batch(self, index: int) -> Batch:
+        """Batch ``index`` of the stream."""
+        return make_batch(self.scenes(index), self.config)
+
+    def __iter__(self) -> Iterator[Batch]:
+        stop = None if self.num_batches is None else self.start + self.num_batches
+        for index in itertools.islice(
+            itertools.count(self.start), None if stop is None else stop - self.start
+        ):
+            yield self.batch(index)
+
+    def __len__(self) -> int:
+        if self.num_batches is None:
+            raise TypeError("an infinite WorldStream has no length; pass num_batches")
+        return self.num_batches
+
+
+def eval_set(config: DataConfig | None = None, seed: int = 0, num_batches: int = 4) -> WorldStream:
+    """A held-out evaluation set: ``num_batches`` batches whose scenes never occur in training streams."""
+    return WorldStream(config, seed, split="eval", num_batches=num_batches)
+
+
+def measure_throughput(config: DataConfig | None = None, batches: int = 20, seed: int = 0) -> float:
+    """Batches per second of a training stream on this machine (single process, after one warm-up batch)."""
+    import time
+
+    stream = WorldStream(config, seed)
+    stream.batch(0)
+    begin = time.perf_counter()
+    for index in range(1, batches + 1):
+        stream.batch(index)
+    return batches / (time.perf_counter() - begin)
+
+
+__all__ = [
+    "EVAL_SEED_OFFSET",
+    "Batch",
+    "DataConfig",
+    "WorldStream",
+    "eval_set",
+    "make_batch",
+    "measure_throughput",
+]

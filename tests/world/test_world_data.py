@@ -1,0 +1,113 @@
+"""The training data stream: shapes, layout, determinism, resumption and held-out sets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from moc.world import (
+    EVAL_SEED_OFFSET,
+    DataConfig,
+    Scene,
+    ScriptConfig,
+    Vocabulary,
+    WorldStream,
+    eval_set,
+    global_caption,
+    make_batch,
+    shot_caption,
+)
+from moc.world.captions import tokenize
+from moc.world.data import measure_throughput
+
+SMALL = DataConfig(batch_size=3)
+
+
+def test_batch_contents_and_layout():
+    batch = WorldStream(SMALL, seed=0).batch(0)
+    b, s = 3, batch.num_shots
+    total = sum(batch.shot_frames)
+    c, g = SMALL.caption_tokens, SMALL.global_caption_tokens
+    assert 6 <= s <= 8
+    assert batch.frames.shape == (b, total, 3, 32, 32) and batch.frames.dtype == torch.float32
+    assert batch.frames.min() >= -1.0 and batch.frames.max() <= 1.0
+    assert batch.labels.shape == (b, total, 32, 32) and batch.labels.dtype == torch.int8
+    assert batch.captions.shape == (b, s, c) and batch.global_caption.shape == (b, g)
+    assert batch.text.shape == (b, g + s * c)
+    assert batch.frame_shot.tolist() == [i for i, f in enumerate(batch.shot_frames) for _ in range(f)]
+    # The layout packs [global][text 0][video 0][text 1][video 1]... with (32/4)^2 = 64 tokens per frame.
+    assert SMALL.tokens_per_frame == 64
+    assert len(batch.layout) == g + s * c + total * 64
+    assert batch.layout.num_text_tokens == batch.text.shape[1]
+    assert batch.layout.shots == tuple(range(s))
+
+
+def test_frames_labels_and_captions_match_the_scripts():
+    stream = WorldStream(SMALL, seed=4)
+    batch, scenes = stream.batch(2), stream.scenes(2)
+    vocab = Vocabulary.default()
+    for i, scene in enumerate(scenes):
+        clip = scene.render()
+        assert np.allclose((batch.frames[i].permute(0, 2, 3, 1).numpy() + 1) / 2, clip.frames, atol=1e-6)
+        assert np.array_equal(batch.labels[i].numpy(), clip.labels)
+        assert batch.scripts[i] == scene.script and batch.seeds[i] == scene.script.seed
+        assert vocab.decode(batch.global_caption[i]) == " ".join(tokenize(global_caption(scene.script)))
+        for s, shot in enumerate(scene.script.shots):
+            assert vocab.decode(batch.captions[i, s]) == " ".join(tokenize(shot_caption(shot)))
+        assert Scene.random(batch.seeds[i], SMALL.script, shot_frames=batch.shot_frames) == scene
+
+
+def test_determinism_and_resumption():
+    a = WorldStream(SMALL, seed=7)
+    first = [b.frames for b in _take(a, 3)]
+    again = [b.frames for b in _take(WorldStream(SMALL, seed=7), 3)]
+    assert all(torch.equal(x, y) for x, y in zip(first, again))
+    resumed = next(iter(WorldStream(SMALL, seed=7, start=2)))
+    assert torch.equal(resumed.frames, first[2])
+    other = next(iter(WorldStream(SMALL, seed=8)))
+    assert not torch.equal(other.frames[:, :3], first[0][:, :3])
+
+
+def _take(stream, n):
+    return [b for _, b in zip(range(n), stream)]
+
+
+def test_held_out_sets_are_disjoint_from_training_and_fixed_by_seed():
+    train = {s for i in range(20) for s in WorldStream(SMALL, seed=0).scene_seeds(i)[1]}
+    held = eval_set(SMALL, seed=0, num_batches=5)
+    assert len(held) == 5 and len(list(held)) == 5
+    held_seeds = {s for i in range(5) for s in held.scene_seeds(i)[1]}
+    assert max(train) < EVAL_SEED_OFFSET <= min(held_seeds)
+    again = eval_set(SMALL, seed=0, num_batches=5)
+    assert held.scene_seeds(3) == again.scene_seeds(3)
+    assert eval_set(SMALL, seed=1).scene_seeds(0) != held.scene_seeds(0)
+    with pytest.raises(TypeError):
+        len(WorldStream(SMALL))
+
+
+def test_config_validation_and_custom_sizes():
+    with pytest.raises(ValueError, match="patch"):
+        DataConfig(height=30, patch_size=4)
+    with pytest.raises(ValueError):
+        WorldStream(SMALL, split="test")
+    config = DataConfig(
+        batch_size=2, height=64, width=48, patch_size=8, script=ScriptConfig(num_shots=2, frames_per_shot=4)
+    )
+    batch = WorldStream(config).batch(0)
+    assert batch.frames.shape == (2, 8, 3, 64, 48)
+    assert config.tokens_per_frame == 48 and len(batch.layout) == config.global_caption_tokens + 2 * (
+        config.caption_tokens + 4 * 48
+    )
+
+
+def test_make_batch_needs_one_shot_structure():
+    scenes = [Scene.random(1, shot_frames=(3, 3)), Scene.random(2, shot_frames=(3, 4))]
+    with pytest.raises(ValueError, match="shares one layout"):
+        make_batch(scenes, SMALL)
+
+
+def test_data_is_fast():
+    # Full measurement (batch 16, 6-8 shots) is in docs/world.md; here only a loose floor.
+    rate = measure_throughput(DataConfig(batch_size=4), batches=3)
+    assert rate > 5.0, f"{rate:.1f} batches/s"
