@@ -29,10 +29,26 @@ def test_summary_rows_compute_speedups_and_ratios():
     records = [
         {"backend": "dense", "backward": False, "length": 100, "seconds": 4.0, "peak_bytes": 100},
         {"backend": "dense", "backward": True, "length": 100, "seconds": 12.0, "peak_bytes": 200},
-        {"backend": "varlen", "backward": False, "length": 100, "seconds": 1.0, "peak_bytes": 150,
-         "route_seconds": 0.1, "density": 0.2, "flops_ratio": 0.21},
-        {"backend": "varlen", "backward": True, "length": 100, "seconds": 4.0, "peak_bytes": 250,
-         "route_seconds": 0.1, "density": 0.2, "flops_ratio": 0.21},
+        {
+            "backend": "varlen",
+            "backward": False,
+            "length": 100,
+            "seconds": 1.0,
+            "peak_bytes": 150,
+            "route_seconds": 0.1,
+            "density": 0.2,
+            "flops_ratio": 0.21,
+        },
+        {
+            "backend": "varlen",
+            "backward": True,
+            "length": 100,
+            "seconds": 4.0,
+            "peak_bytes": 250,
+            "route_seconds": 0.1,
+            "density": 0.2,
+            "flops_ratio": 0.21,
+        },
     ]
     (row,) = summarise(records, ("varlen",))
     assert row["varlen_fwd_speedup"] == 4.0 and row["varlen_fwdbwd_speedup"] == 3.0
@@ -46,13 +62,30 @@ def test_summary_rows_compute_speedups_and_ratios():
 def test_bench_cli_end_to_end(tmp_path):
     result = CliRunner().invoke(
         build_app(),
-        ["bench", "attention", "--lengths", "512,1024", "--backends", "varlen", "--repeats", "1",
-         "--heads", "2", "--dim", "16", "--out", str(tmp_path)],
+        [
+            "bench",
+            "attention",
+            "--lengths",
+            "2k,4k",
+            "--backends",
+            "varlen",
+            "--repeats",
+            "1",
+            "--heads",
+            "2",
+            "--dim",
+            "16",
+            "--out",
+            str(tmp_path),
+        ],
     )
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "results.json").read_text())
     assert {(r["backend"], r["backward"]) for r in data["records"]} == {
-        ("dense", False), ("dense", True), ("varlen", False), ("varlen", True)
+        ("dense", False),
+        ("dense", True),
+        ("varlen", False),
+        ("varlen", True),
     }
     assert all(r["seconds"] > 0 for r in data["records"])
     assert 0 < data["rows"][0]["density"] < 1
@@ -61,5 +94,7 @@ def test_bench_cli_end_to_end(tmp_path):
 
 
 def test_bench_cli_rejects_bad_lengths(tmp_path):
-    result = CliRunner().invoke(build_app(), ["bench", "attention", "--lengths", "4k,abc", "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        build_app(), ["bench", "attention", "--lengths", "4k,abc", "--out", str(tmp_path)]
+    )
     assert result.exit_code != 0 and "abc" in result.output

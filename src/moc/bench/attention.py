@@ -258,7 +258,8 @@ def plot(rows: list[dict], fitted: dict[str, float], path: Path) -> None:
     ax.set_ylabel("seconds (median)")
     ax.set_title("MoC attention vs dense SDPA (CPU, float32)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    if fitted:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -282,6 +283,13 @@ def run_benchmark(
     for b in backends:
         if b not in MOC_BACKENDS:
             raise ValueError(f"unknown benchmark backend {b!r}; choose from {MOC_BACKENDS}")
+    minimum = shot_tokens if shot_tokens else shots * TOKENS_PER_FRAME
+    for length in lengths:
+        if length < minimum:
+            raise ValueError(
+                f"length {length} is shorter than the smallest benchmark layout ({minimum} tokens: "
+                f"{'one shot' if shot_tokens else f'{shots} shots of one {TOKENS_PER_FRAME}-token frame'})"
+            )
     out_dir.mkdir(parents=True, exist_ok=True)
     records = []
     for length in lengths:

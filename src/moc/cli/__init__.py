@@ -8,7 +8,7 @@ import typer
 
 def build_app() -> typer.Typer:
     """A fresh ``moc`` application with every sub-command group registered."""
-    from moc.cli import bench, world
+    from moc.cli import bench, diffusers_generate, world
 
     app = typer.Typer(
         name="moc",
@@ -18,6 +18,9 @@ def build_app() -> typer.Typer:
     )
     app.add_typer(bench.app, name="bench")
     app.add_typer(world.app, name="world")
+    # `moc generate --diffusers PATH`: a local diffusers pipeline with MoC applied. The native multi-shot
+    # model's generation (the generation issue) will join this command.
+    app.command("generate")(diffusers_generate.generate)
     return app
 
 

@@ -44,19 +44,22 @@ def attention(
     """Dense SDPA vs MoC backends on an 8-shot layout (256 tokens/frame, chunk = frame, causal), float32."""
     from moc.bench.attention import run_benchmark
 
-    result = run_benchmark(
-        _parse_lengths(lengths),
-        tuple(b.strip() for b in backends.split(",") if b.strip()),
-        out,
-        heads=heads,
-        dim=dim,
-        top_k=top_k,
-        shots=shots,
-        shot_tokens=shot_tokens,
-        repeats=repeats,
-        backward=backward,
-        log=typer.echo,
-    )
+    try:
+        result = run_benchmark(
+            _parse_lengths(lengths),
+            tuple(b.strip() for b in backends.split(",") if b.strip()),
+            out,
+            heads=heads,
+            dim=dim,
+            top_k=top_k,
+            shots=shots,
+            shot_tokens=shot_tokens,
+            repeats=repeats,
+            backward=backward,
+            log=typer.echo,
+        )
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
     typer.echo((out / "table.md").read_text())
     typer.echo(
         f"wrote {out}/results.json, {out}/table.md, {out}/timings.png ({len(result['records'])} cases)"

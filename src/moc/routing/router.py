@@ -12,6 +12,8 @@ from moc.routing.plan import RoutingPlan
 
 # Queries scored per tile: the (B, H, tile, C) float32 score block stays at 4 MiB, even at 100k+ tokens.
 ROUTE_TILE_ELEMENTS = 1 << 20
+# Keys pooled per step when computing chunk descriptors.
+POOL_TILE_TOKENS = 2048
 
 
 def chunk_descriptors(k: torch.Tensor, graph: ChunkGraph) -> torch.Tensor:
@@ -25,9 +27,13 @@ def chunk_descriptors(k: torch.Tensor, graph: ChunkGraph) -> torch.Tensor:
         ``(B, H, C, D)`` float32 descriptors ``kbar[c] = mean_{t in c} k[t]``.
     """
     chunks = graph.chunks
-    b, h, _, d = k.shape
+    b, h, length, d = k.shape
+    token_chunk = chunks.token_chunk.to(k.device)
     sums = torch.zeros(b, h, chunks.num_chunks, d, dtype=torch.float32, device=k.device)
-    sums.index_add_(2, chunks.token_chunk.to(k.device), k.float())
+    # In token tiles: index_add_ along a middle dim makes a transient copy of its whole source.
+    for start in range(0, length, POOL_TILE_TOKENS):
+        end = start + POOL_TILE_TOKENS
+        sums.index_add_(2, token_chunk[start:end], k[:, :, start:end].float())
     return sums / chunks.lengths.to(k.device, torch.float32)[:, None]
 
 

@@ -30,7 +30,7 @@ from moc.routing.plan import RoutingPlan
 MAX_BLOCK_ROWS = 1024
 # Mandatory groups are computed in tiles of at most this many queries against parts of at most this many
 # keys, so no call returns a full-length output or key gradient (dense text queries attend to all keys).
-MAX_GROUP_TILE = 4096
+MAX_GROUP_TILE = 2048
 # Key ranges shorter than this (captions) are gathered into one part rather than given a call each.
 SHORT_RANGE = 128
 
