@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-slow test-all lint bench demo clean
+.PHONY: install test test-all lint bench demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +16,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The default run: every correctness test (slow-marked tests, if any, run with `make test-all`).
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q
-
-test-slow: $(STAMP)
-	$(PY) -m pytest -m "slow" -q
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q
@@ -32,8 +30,12 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/moc bench attention --out runs/bench
 
+# Until multi-shot generation lands, the demo previews the shipped 8-shot example scene (why memory is
+# needed) and times MoC attention against dense attention at two small sizes.
 demo: $(STAMP)
-	$(VENV)/bin/moc bench attention --lengths 4096,8192 --repeats 2 --out runs/demo-bench
+	$(VENV)/bin/moc world preview --script src/moc/world/examples/the_return.toml --out runs/demo/scene
+	$(VENV)/bin/moc bench attention --lengths 4k,8k --repeats 2 --out runs/demo/bench
+	@echo "demo outputs: runs/demo/scene (mp4, gif, contact sheet) and runs/demo/bench (table.md, timings.png)"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

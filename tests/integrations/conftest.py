@@ -1,4 +1,4 @@
-"""Offline setup of the diffusers integration tests; they are skipped when diffusers is not installed."""
+"""Offline setup of the diffusers integration tests (diffusers comes with the `test` extra)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,6 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-
-try:
-    import diffusers  # noqa: F401
-except ImportError:  # pragma: no cover - the test extra installs it
-    collect_ignore_glob = ["test_*.py"]
 
 
 @pytest.fixture(scope="session")

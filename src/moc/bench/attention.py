@@ -1,11 +1,12 @@
 """Attention benchmark: dense SDPA against the MoC backends on a paper-like multi-shot layout.
 
-Each (backend, length, pass) case runs in its own subprocess. Before timing, the case warms up (a small
-call that loads kernels and thread pools; for ``flex`` a full-size call, because its first call compiles),
-then the kernel's peak-RSS mark is reset (``/proc/self/clear_refs``) and the peak memory reported is the
-high-water mark (``VmHWM``) above the RSS at that point, with the inputs already allocated. Children run with
-``MALLOC_MMAP_THRESHOLD_=131072`` so that freed buffers go back to the OS and RSS tracks live memory rather
-than glibc's retained heap (it applies to dense and MoC alike). Times are medians of ``repeats`` runs.
+Each (backend, length, pass) case runs in two fresh subprocesses, one for time and one for memory. Both
+first warm up (a small call that loads kernels and thread pools; for ``flex`` a full-size call, because its
+first call compiles). The time child reports the median of ``repeats`` runs. The memory child resets the
+kernel's peak-RSS mark (``/proc/self/clear_refs``) after the warm-up, with the inputs allocated, runs one
+step, and reports the high-water mark (``VmHWM``) above the RSS before it. It runs with
+``MALLOC_MMAP_THRESHOLD_=131072`` so freed buffers go back to the OS and RSS tracks live memory rather than
+glibc's retained heap (for dense and MoC alike); that setting slows allocation, hence the separate child.
 """
 
 from __future__ import annotations
@@ -87,8 +88,9 @@ def _median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def run_case(spec: BenchSpec, backend: str, backward: bool) -> dict:
-    """Time one case in this process; returns seconds, routing seconds and peak memory above the inputs."""
+def run_case(spec: BenchSpec, backend: str, backward: bool, measure_memory: bool = False) -> dict:
+    """Run one case in this process: its median seconds and routing seconds, or (``measure_memory``) its
+    peak memory above the inputs."""
     import torch.nn.functional as F
 
     from moc.attention import moc_attention
@@ -123,12 +125,14 @@ def run_case(spec: BenchSpec, backend: str, backward: bool) -> dict:
     step, (q, k) = make_step(layout, config)
     if backend == "flex":
         step()  # compiles for this shape
-    base_rss = _rss_bytes()
-    _reset_peak_rss()
-    seconds = _median_time(step, spec.repeats)
-    peak = _peak_rss_bytes() - base_rss
-    result = {"backend": backend, "backward": backward, "length": len(layout), "seconds": seconds}
-    result["peak_bytes"] = max(0, peak)
+    result = {"backend": backend, "backward": backward, "length": len(layout)}
+    if measure_memory:
+        base_rss = _rss_bytes()
+        _reset_peak_rss()
+        step()
+        result["peak_bytes"] = max(0, _peak_rss_bytes() - base_rss)
+        return result
+    result["seconds"] = _median_time(step, spec.repeats)
     if backend != "dense":
         with torch.no_grad():
             result["route_seconds"] = _median_time(lambda: route(q, k, layout, config), spec.repeats)
@@ -137,21 +141,30 @@ def run_case(spec: BenchSpec, backend: str, backward: bool) -> dict:
     return result
 
 
-def run_case_subprocess(spec: BenchSpec, backend: str, backward: bool) -> dict:
-    """Run :func:`run_case` in a fresh interpreter (isolated peak memory); raise with stderr on failure."""
-    payload = json.dumps({"spec": asdict(spec), "backend": backend, "backward": backward})
+def _run_child(spec: BenchSpec, backend: str, backward: bool, measure_memory: bool) -> dict:
+    payload = json.dumps(
+        {"spec": asdict(spec), "backend": backend, "backward": backward, "measure_memory": measure_memory}
+    )
+    env = {**os.environ, **CHILD_ENV} if measure_memory else dict(os.environ)
     proc = subprocess.run(
         [sys.executable, "-m", "moc.bench.attention", payload],
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, **CHILD_ENV},
+        env=env,
     )
     if proc.returncode != 0:
         raise RuntimeError(
             f"benchmark case {backend} L={spec.length} backward={backward} failed:\n{proc.stderr}"
         )
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_case_subprocess(spec: BenchSpec, backend: str, backward: bool) -> dict:
+    """Time one case in a fresh interpreter, and measure its peak memory in another."""
+    result = _run_child(spec, backend, backward, measure_memory=False)
+    result["peak_bytes"] = _run_child(spec, backend, backward, measure_memory=True)["peak_bytes"]
+    return result
 
 
 def fit_slope(lengths: list[int], seconds: list[float]) -> float:
@@ -328,4 +341,8 @@ def run_benchmark(
 
 if __name__ == "__main__":  # child process entry used by run_case_subprocess
     args = json.loads(sys.argv[1])
-    print(json.dumps(run_case(BenchSpec(**args["spec"]), args["backend"], args["backward"])))
+    print(
+        json.dumps(
+            run_case(BenchSpec(**args["spec"]), args["backend"], args["backward"], args["measure_memory"])
+        )
+    )
