@@ -334,7 +334,8 @@ def run_benchmark(
     result = {"meta": meta, "records": records, "rows": rows, "slopes": fitted}
     (out_dir / "results.json").write_text(json.dumps(result, indent=2))
     slope_lines = "\n".join(f"- `{k}`: {v:.2f}" for k, v in sorted(fitted.items()))
-    (out_dir / "table.md").write_text(f"{table}\n\nFitted log-log slopes (L >= 16k):\n{slope_lines}\n")
+    span = "L >= 16k" if sum(r["length"] >= 16000 for r in rows) >= 2 else "all lengths"
+    (out_dir / "table.md").write_text(f"{table}\n\nFitted log-log slopes ({span}):\n{slope_lines}\n")
     plot(rows, fitted, out_dir / "timings.png")
     return result
 
