@@ -123,3 +123,20 @@ def test_stats_of_the_paper_like_layout():
     video_pairs = 64 * (64 + text) * 8 + sum(64 * min(2, 4 * s) * 16 for s in range(8))
     assert stats.pairs == video_pairs + text * length
     assert stats.routing_flops == 2 * (8 * 64) * (8 * 4 + 9) * 8 + length * 8
+
+
+def test_chunk_hits_count_routed_queries_per_chunk_pair():
+    layout = Layout.interleaved([3, 3, 3], tokens_per_frame=4, caption_tokens=2, global_caption_tokens=2)
+    q, k, _ = random_qkv(layout, batch=2, heads=3)
+    plan = route(q, k, layout, MoCConfig(top_k=2))
+    hits = plan.chunk_hits()  # (B, H, C, C)
+    tc = plan.chunks.token_chunk.long()
+    for b in range(2):
+        for h in range(3):
+            expected = torch.zeros_like(hits[b, h])
+            for i in range(len(layout)):
+                for c in plan.selected[b, h, i].tolist():
+                    if c >= 0:
+                        expected[tc[i], c] += 1
+            assert torch.equal(hits[b, h], expected)
+    assert bool((hits.triu() == 0).all())  # causal: only earlier chunks

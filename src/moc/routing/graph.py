@@ -26,14 +26,6 @@ class MandatoryGroup:
     query_ranges: Ranges
     key_ranges: Ranges
 
-    @property
-    def num_queries(self) -> int:
-        return sum(e - s for s, e in self.query_ranges)
-
-    @property
-    def num_keys(self) -> int:
-        return sum(e - s for s, e in self.key_ranges)
-
 
 @dataclass(frozen=True, eq=False)
 class ChunkGraph:

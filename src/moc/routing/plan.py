@@ -46,18 +46,6 @@ class PlanStats:
         """MoC FLOPs (attention + routing) as a fraction of dense attention FLOPs."""
         return (self.attention_flops + self.routing_flops) / self.dense_attention_flops
 
-    def as_dict(self) -> dict[str, float]:
-        return {
-            "pairs": self.pairs,
-            "density": self.density,
-            "sparsity": self.sparsity,
-            "attention_flops": self.attention_flops,
-            "routing_flops": self.routing_flops,
-            "dense_pairs": self.dense_pairs,
-            "dense_attention_flops": self.dense_attention_flops,
-            "flops_ratio": self.flops_ratio,
-        }
-
 
 @dataclass(frozen=True, eq=False)
 class RoutingPlan:

@@ -15,7 +15,6 @@ from typing import Literal
 import torch
 
 Kernel = Literal["auto", "flash_cpu", "math"]
-KERNELS = ("auto", "flash_cpu", "math")
 # Score elements per tile of the math kernel (16M float32 = 64 MiB).
 MATH_TILE_ELEMENTS = 1 << 24
 
