@@ -91,10 +91,9 @@ def _chunk_graph(
         text_rows = is_text[None, :] | same_shot | eye
     mandatory = torch.where(is_video[:, None], video_rows, text_rows)
 
-    # Candidates (§3.2): not mandatory, text only without the text anchor, earlier chunks when causal.
+    # Candidates (§3.2): not mandatory (under the text anchor that already excludes every text chunk),
+    # earlier chunks when causal; only video queries route.
     candidate = ~mandatory & is_video[:, None]
-    if text_anchor:
-        candidate &= ~is_text[None, :]
     if causal:
         candidate &= torch.ones(n, n, dtype=torch.bool).tril(-1)
 

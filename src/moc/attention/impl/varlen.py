@@ -193,11 +193,10 @@ class _VarlenMoCFunction(torch.autograd.Function):
         rows = b * h * length
         grad_out = grad_out.contiguous()
         acc_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
-        lse_kernel = lse.to(torch.float32) if acc_dtype == torch.float32 else lse
         dq = torch.zeros(rows + 1, d, dtype=acc_dtype, device=q.device)
         dk = torch.zeros(b, h, length, d, dtype=acc_dtype, device=q.device)
         dv = torch.zeros_like(dk)
-        dq4, lse3 = dq[:rows].view(b, h, length, d), lse_kernel[:rows].view(b, h, length)
+        dq4, lse3 = dq[:rows].view(b, h, length, d), lse[:rows].view(b, h, length)
 
         for group in plan.graph.groups:
             tiles, parts = _group_parts(group.query_ranges, group.key_ranges)
@@ -230,7 +229,7 @@ class _VarlenMoCFunction(torch.autograd.Function):
                 k[:, :, start:end],
                 v[:, :, start:end],
                 out_rows.index_select(0, block.gather_rows).view(shape),
-                lse_kernel.index_select(0, block.gather_rows).view(shape[:-1]),
+                lse.index_select(0, block.gather_rows).view(shape[:-1]),
                 scale,
                 kernel,
             )
