@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-all lint bench demo clean
+.PHONY: install test test-all lint bench demo train clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,12 +30,15 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/moc bench attention --out runs/bench
 
-# Until multi-shot generation lands, the demo previews the shipped 8-shot example scene (why memory is
-# needed) and times MoC attention against dense attention at two small sizes.
+# The main job: the shipped checkpoint generates the shipped 8-shot example scene (with revisits) and writes
+# the video, the contact sheet and the routing map that shows which earlier shots each shot retrieved.
 demo: $(STAMP)
-	$(VENV)/bin/moc world preview --script src/moc/world/examples/the_return.toml --out runs/demo/scene
-	$(VENV)/bin/moc bench attention --lengths 4k,8k --repeats 2 --out runs/demo/bench
-	@echo "demo outputs: runs/demo/scene (mp4, gif, contact sheet) and runs/demo/bench (table.md, timings.png)"
+	$(VENV)/bin/moc generate --script src/moc/world/examples/the_return.toml --out runs/demo
+	@echo "demo outputs in runs/demo: scene.mp4, scene.gif, contact_sheet.png, routing_map.png, summary.json"
+
+# Reproduce the shipped checkpoint and the three baselines of docs/results.md (about 25-40 min each on 2 cores).
+train: $(STAMP)
+	$(VENV)/bin/moc train configs/default.toml
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -8,7 +8,7 @@ import typer
 
 def build_app() -> typer.Typer:
     """A fresh ``moc`` application with every sub-command group registered."""
-    from moc.cli import bench, diffusers_generate, world
+    from moc.cli import bench, eval, generate, train, world
 
     app = typer.Typer(
         name="moc",
@@ -18,9 +18,11 @@ def build_app() -> typer.Typer:
     )
     app.add_typer(bench.app, name="bench")
     app.add_typer(world.app, name="world")
-    # `moc generate --diffusers PATH`: a local diffusers pipeline with MoC applied. The native multi-shot
-    # model's generation (the generation issue) will join this command.
-    app.command("generate")(diffusers_generate.generate)
+    app.add_typer(eval.app, name="eval")
+    app.command("train")(train.train)
+    # `moc generate` runs the native multi-shot model; with `--diffusers PATH` it hands over to the
+    # diffusers command before option parsing (the two option sets differ).
+    app.command("generate", cls=generate.GenerateCommand)(generate.generate)
     return app
 
 

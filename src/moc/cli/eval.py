@@ -1,0 +1,108 @@
+"""``moc eval memory``: MoC against dense, local-only and sliding-window models on held-out world scenes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Evaluate trained models on held-out world scenes.", no_args_is_help=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def _int_list(option: str, text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise _fail(f"{option} must be comma-separated integers, got {text!r}") from None
+    if not values:
+        raise _fail(f"{option} is empty")
+    return values
+
+
+@app.command()
+def memory(
+    model: list[str] = typer.Option(
+        ..., "--model", help="LABEL=PATH of a model file (repeat): e.g. moc=runs/default/model.safetensors."
+    ),
+    zero_shot: str | None = typer.Option(
+        None, "--zero-shot", help="LABEL of a --model (e.g. dense) to also run with MoC at inference."
+    ),
+    zero_shot_top_k: str = typer.Option("1,2,3", help="top_k values of the zero-shot variants."),
+    zero_shot_chunks: str = typer.Option("16,48", help="Chunk sizes (tokens) of the zero-shot variants."),
+    scenes: int = typer.Option(32, min=1, help="Held-out scenes per setting."),
+    shots: int = typer.Option(8, min=1, help="Shots per scene (the training scenes have 6-8)."),
+    long_shots: int = typer.Option(16, min=0, help="Shots of the long shot-by-shot setting (0: skip)."),
+    modes: str = typer.Option("joint,autoregressive", help="Sampler modes at --shots."),
+    steps: int = typer.Option(16, min=1, help="Sampler steps."),
+    batch_size: int = typer.Option(16, min=1, help="Scenes generated together."),
+    seed: int = typer.Option(0, help="Seed of the held-out scenes and the noise."),
+    out: Path = typer.Option(Path("runs/eval/memory"), help="Output folder."),
+    threads: int = typer.Option(0, min=0, help="torch threads (0: PyTorch's default)."),
+) -> None:
+    """Generate held-out scenes with each model; write results.json, table.md and chart.png."""
+    import torch
+
+    from moc.eval.memory import EvalModel, Setting, evaluate_memory, write_results, zero_shot_variants
+    from moc.generate.scene import MODES
+    from moc.train.checkpoint import CheckpointError, load_model
+
+    if threads:
+        torch.set_num_threads(threads)
+    entries, loaded = [], {}
+    for item in model:
+        label, sep, path = item.partition("=")
+        if not sep or not label or not path:
+            raise _fail(f"--model must be LABEL=PATH, got {item!r}")
+        try:
+            m = load_model(path)
+        except (CheckpointError, FileNotFoundError) as err:
+            raise _fail(str(err)) from None
+        loaded[label] = m
+        spec = m.default_spec()
+        entries.append(
+            EvalModel(
+                label, m, spec.__class__(spec.mode, spec.moc.replace(drop_off=0.0, drop_in=0.0), spec.backend)
+            )
+        )
+    if zero_shot is not None:
+        if zero_shot not in loaded:
+            raise _fail(f"--zero-shot {zero_shot!r} is not a --model label ({', '.join(loaded)})")
+        entries += zero_shot_variants(
+            zero_shot,
+            loaded[zero_shot],
+            _int_list("--zero-shot-top-k", zero_shot_top_k),
+            _int_list("--zero-shot-chunks", zero_shot_chunks),
+        )
+    mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+    for m in mode_list:
+        if m not in MODES:
+            raise _fail(f"--modes entries must be among {', '.join(MODES)}, got {m!r}")
+    settings = [Setting(m, shots) for m in mode_list]
+    if long_shots:
+        settings.append(Setting("autoregressive", long_shots))
+    rows = evaluate_memory(
+        entries, settings, scenes=scenes, steps=steps, batch_size=batch_size, seed=seed, log=typer.echo
+    )
+    paths = write_results(rows, out)
+    for kind, path in paths.items():
+        typer.echo(f"  {kind:6s} {path}")
+
+
+@app.command()
+def curves(
+    runs: list[Path] = typer.Argument(..., help="Training run folders (each with metrics.jsonl)."),
+    out: Path = typer.Option(Path("runs/eval/training_curves.png"), help="Output PNG."),
+) -> None:
+    """Plot training loss and memory-probe ratios of one or more runs."""
+    from moc.eval.curves import write_curves
+
+    try:
+        path = write_curves(runs, out)
+    except FileNotFoundError as err:
+        raise _fail(str(err)) from None
+    typer.echo(f"wrote {path}")

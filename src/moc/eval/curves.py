@@ -1,0 +1,52 @@
+"""Training curves: loss and memory-probe ratios against steps, for one or more runs (from metrics.jsonl)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no metrics (is {run_dir} a training run folder?)")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_curves(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
+    """A PNG with the training loss and the probe ratios (all pixels, character pixels) per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    for run in run_dirs:
+        rows = read_metrics(run)
+        label = Path(run).name
+        loss = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+        probe = [
+            (r["step"], r["probe_ratio"], r["probe_character_ratio"]) for r in rows if "probe_ratio" in r
+        ]
+        axes[0].plot(*zip(*loss), label=label, lw=1)
+        if probe:
+            steps, ratio, character = zip(*probe)
+            axes[1].plot(steps, ratio, marker=".", label=label)
+            axes[2].plot(steps, character, marker=".", label=label)
+    axes[0].set(title="training loss (character-weighted x0 MSE)", xlabel="step", yscale="log")
+    axes[1].set(title="memory probe: loss(noisy history) / loss(clean history)", xlabel="step")
+    axes[2].set(title="memory probe on character pixels", xlabel="step")
+    for ax in axes[1:]:
+        ax.axhline(1.0, color="grey", ls="--", lw=0.8)
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, out)
+    return out

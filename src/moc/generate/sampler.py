@@ -1,0 +1,157 @@
+"""Samplers of the multi-shot DiT: joint (all shots denoised together) and autoregressive (shot by shot).
+
+Both integrate the rectified-flow ODE ``x_t = (1 - t) x0 + t noise`` from ``t = 1`` to ``0`` with Euler
+steps written in terms of the model's clean-sample prediction: ``x_{t'} = x0 + (t' / t) (x_t - x0)``.
+
+Autoregressive sampling keeps a :class:`~moc.models.KVCache`: the history's keys and values are computed
+once, when a shot is finished (one extra pass over that shot at ``t = 0``), and every denoising step of
+the next shot runs only that shot's tokens against them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from moc.layout import Layout, VideoSegment
+from moc.models import AttentionRecord, AttentionSpec, KVCache, MultiShotDiT
+
+Progress = Callable[[int], None]
+
+
+def time_grid(steps: int) -> torch.Tensor:
+    """``steps + 1`` noise levels from 1 to 0, denser near 1 (a shift of 2, as SD3 uses for small images)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    u = torch.linspace(1.0, 0.0, steps + 1)
+    shift = 2.0
+    return shift * u / (1 + (shift - 1) * u)
+
+
+def _noise(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    return torch.randn(shape, generator=generator, device=device)
+
+
+@torch.no_grad()
+def sample_joint(
+    model: MultiShotDiT,
+    text: torch.Tensor,
+    layout: Layout,
+    frame_shape: tuple[int, int, int],
+    *,
+    steps: int = 16,
+    generator: torch.Generator | None = None,
+    spec: AttentionSpec | None = None,
+    record: AttentionRecord | None = None,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """Denoise all shots together (the paper's main mode).
+
+    Args:
+        model: the DiT (put in eval mode by the caller).
+        text: ``(B, T)`` caption ids of all text tokens of ``layout``.
+        layout: the scene's packed layout.
+        frame_shape: ``(C, H, W)`` of a frame.
+        steps: Euler steps.
+        generator: source of the initial noise (CPU generator for reproducible results).
+        spec: attention mode and MoC config (default: the model's).
+        record: accumulates attention cost and routing hits.
+        progress: called with 1 after each step.
+
+    Returns:
+        ``(B, F, C, H, W)`` frames in [-1, 1].
+    """
+    b = text.shape[0]
+    frames = sum(s.frames for s in layout.segments if isinstance(s, VideoSegment))
+    shots = len(layout.shots)
+    x = _noise((b, frames, *frame_shape), generator, text.device)
+    grid = time_grid(steps)
+    x0 = x
+    for i in range(steps):
+        t, t_next = float(grid[i]), float(grid[i + 1])
+        level = torch.full((b, shots), t, device=text.device)
+        x0 = model(x, level, text, layout, spec=spec, record=record).clamp(-1, 1)
+        x = x0 + (t_next / t) * (x - x0)
+        if progress:
+            progress(1)
+    return x0
+
+
+def shot_prefixes(layout: Layout) -> list[tuple[Layout, int, int]]:
+    """For each shot: ``(prefix layout ending with its video, first token, first frame)`` of its run.
+
+    A shot's run covers the tokens after the previous shot's video up to the end of its own video (so the
+    first run also holds the global caption).
+    """
+    out = []
+    start_token, start_frame, frame = 0, 0, 0
+    offsets = layout.offsets
+    for i, seg in enumerate(layout.segments):
+        if isinstance(seg, VideoSegment):
+            out.append((Layout(layout.segments[: i + 1]), start_token, start_frame))
+            frame += seg.frames
+            start_token, start_frame = offsets[i + 1], frame
+    return out
+
+
+@torch.no_grad()
+def sample_autoregressive(
+    model: MultiShotDiT,
+    text: torch.Tensor,
+    layout: Layout,
+    frame_shape: tuple[int, int, int],
+    *,
+    steps: int = 16,
+    generator: torch.Generator | None = None,
+    spec: AttentionSpec | None = None,
+    record: AttentionRecord | None = None,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """Generate shot by shot, each conditioned on the clean shots before it through cached keys/values.
+
+    Args: as :func:`sample_joint`. The layout must be shot after shot (``Layout.interleaved``).
+
+    Returns:
+        ``(B, F, C, H, W)`` frames in [-1, 1].
+    """
+    b = text.shape[0]
+    device = text.device
+    is_text = torch.tensor(
+        [not isinstance(seg, VideoSegment) for seg in layout.segments for _ in range(seg.num_tokens)]
+    )
+    cache = KVCache()
+    grid = time_grid(steps)
+    shots_out = []
+    for shot, (prefix, start_token, _) in enumerate(shot_prefixes(layout)):
+        run_text = text[:, _text_columns(is_text, start_token, prefix.num_tokens)]
+        frames = prefix.segments[-1].frames  # type: ignore[union-attr]
+        num_shots = len(prefix.shots)
+        x = _noise((b, frames, *frame_shape), generator, device)
+        x0 = x
+        for i in range(steps):
+            t, t_next = float(grid[i]), float(grid[i + 1])
+            level = torch.zeros(b, num_shots, device=device)
+            level[:, shot] = t
+            x0 = model(x, level, run_text, prefix, spec=spec, cache=cache, record=record).clamp(-1, 1)
+            x = x0 + (t_next / t) * (x - x0)
+            if progress:
+                progress(1)
+        # Commit the finished shot: its keys/values at t = 0 join the history once.
+        model(
+            x0,
+            torch.zeros(b, num_shots, device=device),
+            run_text,
+            prefix,
+            spec=spec,
+            cache=cache,
+            commit=True,
+        )
+        shots_out.append(x0)
+    return torch.cat(shots_out, dim=1)
+
+
+def _text_columns(is_text: torch.Tensor, start: int, end: int) -> torch.Tensor:
+    """Columns of ``text`` (all text tokens in layout order) that fall in tokens ``start .. end - 1``."""
+    before = int(is_text[:start].sum())
+    return torch.arange(before, before + int(is_text[start:end].sum()))

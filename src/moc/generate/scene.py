@@ -1,0 +1,312 @@
+"""Generate a world scene with the multi-shot DiT and write what explains it.
+
+:func:`generate_scene` turns a :class:`~moc.world.Script` into frames (joint or shot-by-shot sampling);
+:func:`write_outputs` writes the MP4, GIF, contact sheet, routing map and a JSON summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import textwrap
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from moc.generate.sampler import sample_autoregressive, sample_joint
+from moc.layout import Layout
+from moc.models import AttentionRecord, AttentionSpec, MultiShotDiT
+from moc.world.data import Batch, DataConfig, make_batch
+from moc.world.scene import Scene
+from moc.world.script import Script, ScriptConfig
+
+MODES = ("joint", "autoregressive")
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default.safetensors"
+
+
+def default_checkpoint() -> Path:
+    """The checkpoint shipped in the package (raises if the install lacks it)."""
+    if not DEFAULT_CHECKPOINT.is_file():
+        raise FileNotFoundError(
+            f"the default checkpoint {DEFAULT_CHECKPOINT} is missing from this install; "
+            "pass --checkpoint PATH or reinstall the package"
+        )
+    return DEFAULT_CHECKPOINT
+
+
+def data_config_for(
+    scripts: Sequence[Script], model: MultiShotDiT, frame_size: tuple[int, int] = (32, 32)
+) -> DataConfig:
+    """The data config that tokenises ``scripts`` as in training (caption lengths grow only if needed)."""
+    defaults = ScriptConfig()
+    max_chars = max(
+        [defaults.max_characters_per_shot] + [len(s.characters) for sc in scripts for s in sc.shots]
+    )
+    cast = max([defaults.cast_size[1]] + [len(sc.cast) for sc in scripts])  # type: ignore[index]
+    places = max([defaults.num_places[1]] + [len(sc.places) for sc in scripts])  # type: ignore[index]
+    script_config = dataclasses.replace(
+        defaults, max_characters_per_shot=max_chars, cast_size=(0, cast), num_places=(1, places)
+    )
+    config = DataConfig(
+        batch_size=len(scripts),
+        height=frame_size[0],
+        width=frame_size[1],
+        patch_size=model.config.patch_size,
+        script=script_config,
+    )
+    longest = max(config.caption_tokens, config.global_caption_tokens)  # type: ignore[type-var]
+    if longest > model.config.max_caption_tokens:
+        raise ValueError(
+            f"a caption needs {longest} tokens but the model reads at most "
+            f"{model.config.max_caption_tokens}; "
+            "use fewer characters per shot or a smaller cast"
+        )
+    return config
+
+
+def script_batch(scripts: Sequence[Script], model: MultiShotDiT, seed: int = 0) -> Batch:
+    """A batch of scenes for these scripts (ground truth rendered with appearance seed ``seed``)."""
+    frames = {s.shot_frames for s in scripts}
+    if len(frames) != 1:
+        raise ValueError(f"scenes generated together must share frames per shot, got {sorted(frames)}")
+    config = data_config_for(scripts, model)
+    scenes = [Scene.from_script(s, seed) for s in scripts]
+    return make_batch(scenes, config)
+
+
+@dataclass
+class Generation:
+    """Generated scenes and what it cost.
+
+    Attributes:
+        frames: ``(B, F, 3, H, W)`` in [-1, 1].
+        batch: the scripts' batch (text, layout, ground truth).
+        record: attention cost and routing hits, summed over layers, steps and shots.
+        wall_s: sampling wall-clock seconds.
+        mode: ``joint`` or ``autoregressive``.
+        spec: the attention spec used.
+    """
+
+    frames: torch.Tensor
+    batch: Batch
+    record: AttentionRecord
+    wall_s: float
+    mode: str
+    spec: AttentionSpec
+
+
+def generate_scenes(
+    model: MultiShotDiT,
+    scripts: Sequence[Script],
+    *,
+    mode: str = "joint",
+    steps: int = 16,
+    seed: int = 0,
+    spec: AttentionSpec | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Generation:
+    """Generate one video per script (all scripts must share frames per shot).
+
+    Args:
+        model: the DiT (switched to eval mode).
+        scripts: scene scripts.
+        mode: ``joint`` (all shots denoised together) or ``autoregressive`` (shot by shot, cached history).
+        steps: Euler steps (per shot in autoregressive mode).
+        seed: seed of the initial noise; the same seed gives the same video.
+        spec: attention mode and MoC config (default: the model's, without training perturbations).
+        progress: called with 1 per denoising step.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    model.eval()
+    spec = spec or model.default_spec()
+    spec = dataclasses.replace(spec, moc=spec.moc.replace(drop_off=0.0, drop_in=0.0))
+    batch = script_batch(scripts, model)
+    record = AttentionRecord()
+    sampler = sample_joint if mode == "joint" else sample_autoregressive
+    gen = torch.Generator().manual_seed(seed)
+    begin = time.perf_counter()
+    frames = sampler(
+        model,
+        batch.text,
+        batch.layout,
+        tuple(batch.frames.shape[2:]),
+        steps=steps,
+        generator=gen,
+        spec=spec,
+        record=record,
+        progress=progress,
+    )
+    return Generation(frames, batch, record, time.perf_counter() - begin, mode, spec)
+
+
+def routing_map(record: AttentionRecord, layout: Layout, chunk_size: int | None) -> np.ndarray:
+    """``(S, C)`` share of each shot's routed selections that went to each chunk of the full layout.
+
+    Hits of prefix layouts (shot-by-shot generation) are placed at the same chunk indices: the chunk
+    table of a prefix of segments is a prefix of the full table.
+    """
+    chunks = layout.chunks(chunk_size)
+    c = chunks.num_chunks
+    total = torch.zeros(c, c, dtype=torch.float64)
+    for hits_layout, hits in record.hits.items():
+        n = hits.shape[0]
+        if hits_layout.segments != layout.segments[: len(hits_layout.segments)] or n > c:
+            continue
+        total[:n, :n] += hits
+    shots = layout.shots
+    shot_of_chunk = chunks.shot.long()
+    out = np.zeros((len(shots), c))
+    for i, s in enumerate(shots):
+        row = total[shot_of_chunk == s].sum(0)
+        if row.sum() > 0:
+            out[i] = (row / row.sum()).numpy()
+    return out
+
+
+def retrieval_precision(
+    shares: np.ndarray, script: Script, layout: Layout, chunk_size: int | None
+) -> tuple[float, float]:
+    """How much routing went to earlier shots that share the query shot's place or a character.
+
+    Returns ``(precision, base_rate)``: the routed share on related shots (over shots with any related
+    earlier shot), and the share uniform routing over earlier video chunks would give.
+    """
+    chunks = layout.chunks(chunk_size)
+    shot_of_chunk = chunks.shot.numpy()
+    video = chunks.kind.numpy() == 1
+    hits, base = [], []
+    for s in range(len(script.shots)):
+        earlier = [e for e in range(s) if _related(script, e, s)]
+        if not earlier or shares[s].sum() == 0:
+            continue
+        candidates = video & (shot_of_chunk >= 0) & (shot_of_chunk < s)
+        related = candidates & np.isin(shot_of_chunk, earlier)
+        hits.append(float(shares[s][related].sum()))
+        base.append(related.sum() / max(1, candidates.sum()))
+    return (float(np.mean(hits)) if hits else float("nan"), float(np.mean(base)) if base else float("nan"))
+
+
+def _related(script: Script, earlier: int, shot: int) -> bool:
+    a, b = script.shots[earlier], script.shots[shot]
+    return a.place == b.place or bool(set(a.character_ids) & set(b.character_ids))
+
+
+def write_routing_map(
+    shares: np.ndarray, script: Script, layout: Layout, chunk_size: int | None, path: Path, title: str
+) -> Path:
+    """The routing map PNG: rows are query shots, columns earlier chunks; boxes mark related shots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    chunks = layout.chunks(chunk_size)
+    video = np.flatnonzero(chunks.kind.numpy() == 1)
+    shot_of_chunk = chunks.shot.numpy()
+    data = shares[:, video]
+    fig, ax = plt.subplots(figsize=(max(6, 0.18 * len(video) + 2), 0.45 * len(script.shots) + 1.8))
+    ax.imshow(data, cmap="magma_r", aspect="auto", vmin=0, vmax=max(1e-9, float(data.max())))
+    for s, shot in enumerate(script.shots):
+        for j, c in enumerate(video):
+            e = shot_of_chunk[c]
+            if e >= s:
+                continue
+            if script.shots[e].place == shot.place:
+                ax.add_patch(Rectangle((j - 0.5, s - 0.5), 1, 1, fill=False, ec="#1f77b4", lw=1.4))
+            elif set(script.shots[e].character_ids) & set(shot.character_ids):
+                box = Rectangle((j - 0.45, s - 0.45), 0.9, 0.9, fill=False, ec="#2ca02c", lw=1.0, ls="--")
+                ax.add_patch(box)
+    starts = [
+        j for j in range(len(video)) if j == 0 or shot_of_chunk[video[j]] != shot_of_chunk[video[j - 1]]
+    ]
+    ax.set_xticks(starts, [f"shot {shot_of_chunk[video[j]]}" for j in starts], rotation=90, fontsize=7)
+    ax.set_yticks(
+        range(len(script.shots)),
+        [
+            f"shot {s} ({sh.place}; {','.join(map(str, sh.character_ids)) or '-'})"
+            for s, sh in enumerate(script.shots)
+        ],
+        fontsize=7,
+    )
+    for j in starts[1:]:
+        ax.axvline(j - 0.5, color="white", lw=0.8)
+    ax.set_xlabel(
+        "retrieved chunk of an earlier shot; solid blue box: same place; dashed green: a shared character"
+    )
+    ax.set_title("\n".join(textwrap.wrap(title, 110)), fontsize=9)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=130)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def write_outputs(
+    generation: Generation, out: str | Path, *, index: int = 0, fps: float = 4.0
+) -> dict[str, Path]:
+    """Write scene.mp4, scene.gif, contact_sheet.png, routing_map.png (MoC/window) and summary.json."""
+    from moc.world.metrics import frames_from_tensor
+    from moc.world.preview import contact_sheet, video_frames, write_gif, write_mp4
+    from moc.world.render import Clip
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    batch = generation.batch
+    script = batch.scripts[index]
+    frames = frames_from_tensor(generation.frames[index])
+    clip = Clip(
+        frames=frames,
+        labels=np.full(frames.shape[:3], -1, np.int8),
+        frame_shot=script.frame_shot,
+        boxes=tuple(() for _ in range(len(frames))),
+        sprite_size=0,
+    )
+    scene = Scene.from_script(script)
+    paths: dict[str, Path] = {}
+    video = video_frames(scene, clip)
+    for kind, writer in (("mp4", write_mp4), ("gif", write_gif)):
+        tmp = out / f".scene.tmp.{kind}"
+        writer(video, tmp, fps)
+        paths[kind] = out / f"scene.{kind}"
+        os.replace(tmp, paths[kind])
+    sheet = out / "contact_sheet.png"
+    contact_sheet(scene, clip).save(out / ".contact_sheet.tmp.png")
+    os.replace(out / ".contact_sheet.tmp.png", sheet)
+    paths["png"] = sheet
+    record, spec = generation.record, generation.spec
+    summary = {
+        "mode": generation.mode,
+        "attention": spec.mode,
+        "top_k": spec.moc.top_k,
+        "chunk_size": spec.moc.chunk_size,
+        "shots": len(script.shots),
+        "frames": int(frames.shape[0]),
+        "tokens": batch.layout.num_tokens,
+        "density": record.density,
+        "attention_flops_vs_dense": record.flops_ratio,
+        "wall_s": generation.wall_s,
+    }
+    if spec.mode in ("moc", "window"):
+        shares = routing_map(record, batch.layout, spec.moc.chunk_size)
+        precision, base = retrieval_precision(shares, script, batch.layout, spec.moc.chunk_size)
+        summary.update(retrieval_precision=precision, retrieval_base_rate=base)
+        title = (
+            f"{spec.mode} routing, {generation.mode} generation: share of each shot's routed chunks "
+            f"(mean over heads, layers, steps); related-shot share {precision:.2f} vs base rate {base:.2f}"
+        )
+        paths["routing_map"] = write_routing_map(
+            shares, script, batch.layout, spec.moc.chunk_size, out / "routing_map.png", title
+        )
+    tmp = out / ".summary.tmp.json"
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, out / "summary.json")
+    paths["summary"] = out / "summary.json"
+    return paths

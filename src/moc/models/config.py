@@ -1,0 +1,88 @@
+"""``ModelConfig``: the architecture of the multi-shot DiT, and the attention modes it can run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from moc.config import MoCConfig
+
+ATTENTION_MODES = ("moc", "dense", "local", "window")
+"""``moc``: routed MoC attention. The baselines share every other line of code:
+``dense`` (full attention), ``local`` (anchors only: captions and the own shot, ``top_k=0``) and
+``window`` (anchors plus every chunk of the previous shot)."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of :class:`~moc.models.MultiShotDiT`.
+
+    Args:
+        width: hidden size.
+        depth: transformer blocks.
+        heads: attention heads (``width`` must be divisible by it; head dim must be a multiple of 6 + 2).
+        patch_size: pixel patch side; a frame of ``H x W`` gives ``(H/p)(W/p)`` tokens.
+        channels: image channels.
+        mlp_ratio: MLP hidden size as a multiple of ``width``.
+        vocab_size: caption vocabulary size (``moc.world.Vocabulary.default()`` has this many words).
+        max_caption_tokens: longest caption (global or per shot) the text position table covers.
+        shot_stride: RoPE time positions between the first frames of consecutive shots (LCT's shot offset);
+            larger than any shot's frame count so that shots never overlap in time.
+        rope_theta: RoPE base.
+        attention: one of :data:`ATTENTION_MODES`.
+        moc: the MoC configuration used when ``attention == "moc"`` (training schedules override
+            ``chunk_size`` and ``top_k`` per step). Its ``chunk_size``, ``causal`` and anchors also shape the
+            baselines ``local`` and ``window``.
+        backend: MoC attention backend (``"auto"`` picks by size; see ``moc.attention.select_backend``).
+    """
+
+    width: int = 128
+    depth: int = 4
+    heads: int = 4
+    patch_size: int = 8
+    channels: int = 3
+    mlp_ratio: float = 4.0
+    vocab_size: int = 64
+    max_caption_tokens: int = 32
+    shot_stride: int = 8
+    rope_theta: float = 100.0
+    attention: str = "moc"
+    moc: MoCConfig = field(default_factory=lambda: MoCConfig(chunk_size=None, top_k=3))
+    backend: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in (
+            "width",
+            "depth",
+            "heads",
+            "patch_size",
+            "channels",
+            "vocab_size",
+            "max_caption_tokens",
+            "shot_stride",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"model.{name} must be a positive int, got {value!r}")
+        if self.width % self.heads:
+            raise ValueError(f"model.width ({self.width}) must be divisible by model.heads ({self.heads})")
+        if self.head_dim % 2 or self.head_dim < 6:
+            raise ValueError(f"model head dim width/heads = {self.head_dim} must be even and >= 6 (3D RoPE)")
+        if self.attention not in ATTENTION_MODES:
+            raise ValueError(f"model.attention must be one of {ATTENTION_MODES}, got {self.attention!r}")
+        if not isinstance(self.moc, MoCConfig):
+            raise TypeError(f"model.moc must be a MoCConfig, got {type(self.moc).__name__}")
+        if not self.mlp_ratio > 0:
+            raise ValueError(f"model.mlp_ratio must be > 0, got {self.mlp_ratio!r}")
+        if self.backend not in ("auto", "reference", "varlen", "flex"):
+            raise ValueError(f"model.backend must be auto, reference, varlen or flex, got {self.backend!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.heads
+
+    @property
+    def patch_dim(self) -> int:
+        return self.patch_size * self.patch_size * self.channels
+
+    def replace(self, **changes: object) -> ModelConfig:
+        return replace(self, **changes)

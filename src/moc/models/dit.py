@@ -1,0 +1,303 @@
+"""``MultiShotDiT``: a small multi-shot video diffusion transformer on MoC attention (LCT-style).
+
+The packed sequence is the world's layout ``[global caption][caption 0][video 0][caption 1][video 1]...``:
+text and video tokens attend jointly (MMDiT-style, one set of weights plus a token-type embedding).
+
+* Video enters as pixel patches; the model predicts the clean frames (x0), which is what works when a patch
+  vector (``p * p * 3``) is wider than the model (``docs/training.md``).
+* Every shot carries its own noise level ``t``; the timestep embedding plus the shot's pooled caption
+  embedding condition that shot's tokens through adaLN-Zero (a caption token uses its shot's condition;
+  the global caption uses ``t = 0``).
+* Positions: 3D RoPE over (time, row, column) with each shot offset by ``shot_stride`` in time; captions
+  share the time of their shot and carry a learned slot embedding for word order.
+* Shot-by-shot generation runs only the new tokens against a :class:`KVCache` of the history's keys and
+  values, which are computed once per shot and reused at every denoising step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from moc.layout import Layout
+from moc.models.attention import AttentionRecord, AttentionSpec, attend
+from moc.models.config import ModelConfig
+from moc.models.tokens import TokenTable, token_table
+
+PAD_ID = 0
+
+
+@dataclass
+class KVCache:
+    """Keys and values (after norm and RoPE) of the first ``length`` tokens of a layout, per block.
+
+    Attributes:
+        keys, values: per block ``(B, H, length, D)`` tensors (empty lists before the first commit).
+        length: tokens cached.
+    """
+
+    keys: list[torch.Tensor] = field(default_factory=list)
+    values: list[torch.Tensor] = field(default_factory=list)
+    length: int = 0
+
+
+def patchify(frames: torch.Tensor, p: int) -> torch.Tensor:
+    """``(B, F, C, H, W)`` -> ``(B, F * (H/p) * (W/p), C * p * p)``, frame-major then row-major."""
+    b, f, c, h, w = frames.shape
+    x = frames.reshape(b, f, c, h // p, p, w // p, p).permute(0, 1, 3, 5, 2, 4, 6)
+    return x.reshape(b, f * (h // p) * (w // p), c * p * p)
+
+
+def unpatchify(
+    tokens: torch.Tensor, frames: int, channels: int, grid: tuple[int, int], p: int
+) -> torch.Tensor:
+    """Inverse of :func:`patchify`."""
+    b = tokens.shape[0]
+    rows, cols = grid
+    x = tokens.reshape(b, frames, rows, cols, channels, p, p).permute(0, 1, 4, 2, 5, 3, 6)
+    return x.reshape(b, frames, channels, rows * p, cols * p)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, scale: float = 1000.0) -> torch.Tensor:
+    """Sinusoidal embedding of noise levels ``t`` in [0, 1]: ``(...,)`` -> ``(..., dim)``."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    angles = (t.float() * scale)[..., None] * freqs
+    return torch.cat([angles.cos(), angles.sin()], dim=-1)
+
+
+def rope_tables(position: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin ``(L, head_dim / 2)`` for 3D positions ``(L, 3)``; time gets the frequencies left over."""
+    half = head_dim // 2
+    spatial = half // 3
+    sizes = (half - 2 * spatial, spatial, spatial)
+    angles = []
+    for axis, n in enumerate(sizes):
+        freqs = theta ** (-torch.arange(n, dtype=torch.float32) / max(1, n))
+        angles.append(position[:, axis, None].float() * freqs)
+    a = torch.cat(angles, dim=-1)
+    return a.cos(), a.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale) + shift
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every block needs besides its input: the layout, attention spec and per-call options."""
+
+    layout: Layout
+    spec: AttentionSpec
+    cos: torch.Tensor
+    sin: torch.Tensor
+    cond_index: torch.Tensor
+    training: bool
+    generator: torch.Generator | None
+    record: AttentionRecord | None
+    cache: KVCache | None
+    commit: bool
+
+
+class Block(nn.Module):
+    """adaLN-Zero transformer block with QK-RMSNorm, 3D RoPE and mode-dependent attention."""
+
+    def __init__(self, config: ModelConfig, index: int) -> None:
+        super().__init__()
+        d, self.heads, self.index = config.width, config.heads, index
+        self.norm1 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.q_norm = nn.RMSNorm(config.head_dim, eps=1e-6)
+        self.k_norm = nn.RMSNorm(config.head_dim, eps=1e-6)
+        self.proj = nn.Linear(d, d)
+        self.norm2 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        hidden = int(d * config.mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
+        self.ada = nn.Linear(d, 6 * d)
+        nn.init.zeros_(self.ada.weight)
+        nn.init.zeros_(self.ada.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, ctx: Context) -> torch.Tensor:
+        # Modulation per shot (S + 1 rows), gathered per token: the linear runs on S + 1 vectors, not L.
+        mod = self.ada(F.silu(cond))[:, ctx.cond_index]
+        shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)
+        b, n, d = x.shape
+        qkv = self.qkv(modulate(self.norm1(x), shift1, scale1))
+        q, k, v = qkv.view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        q = apply_rope(self.q_norm(q), ctx.cos, ctx.sin)
+        k = apply_rope(self.k_norm(k), ctx.cos, ctx.sin)
+        cache = ctx.cache
+        if cache is not None and cache.length:
+            k = torch.cat([cache.keys[self.index], k], dim=2)
+            v = torch.cat([cache.values[self.index], v], dim=2)
+        if cache is not None and ctx.commit:
+            if len(cache.keys) <= self.index:
+                cache.keys.append(k)
+                cache.values.append(v)
+            else:
+                cache.keys[self.index], cache.values[self.index] = k, v
+        out = attend(
+            q, k, v, ctx.layout, ctx.spec, training=ctx.training, generator=ctx.generator, record=ctx.record
+        )
+        x = x + gate1 * self.proj(out.transpose(1, 2).reshape(b, n, d))
+        return x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
+
+
+class MultiShotDiT(nn.Module):
+    """A multi-shot video DiT whose self-attention is MoC over the packed text + video sequence.
+
+    Args:
+        config: the architecture (:class:`ModelConfig`).
+
+    Example:
+        >>> from moc.world import DataConfig, WorldStream
+        >>> batch = next(iter(WorldStream(DataConfig(batch_size=2, patch_size=8), seed=0)))
+        >>> model = MultiShotDiT(ModelConfig())
+        >>> t = torch.rand(2, batch.num_shots)
+        >>> model(batch.frames, t, batch.text, batch.layout).shape == batch.frames.shape
+        True
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.width
+        self.patch_in = nn.Linear(config.patch_dim, d)
+        self.text_embed = nn.Embedding(config.vocab_size, d)
+        self.text_slot = nn.Embedding(config.max_caption_tokens, d)
+        self.token_type = nn.Embedding(2, d)
+        self.time_mlp = nn.Sequential(nn.Linear(256, d), nn.SiLU(), nn.Linear(d, d))
+        self.caption_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.depth))
+        self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.final_ada = nn.Linear(d, 2 * d)
+        self.out = nn.Linear(d, config.patch_dim)
+        for module in (self.final_ada, self.out):
+            nn.init.zeros_(module.weight)
+            nn.init.zeros_(module.bias)
+        nn.init.normal_(self.text_embed.weight, std=0.02)
+        nn.init.normal_(self.text_slot.weight, std=0.02)
+        nn.init.normal_(self.token_type.weight, std=0.02)
+
+    def default_spec(self) -> AttentionSpec:
+        """The attention spec of the config (mode, MoC config, backend)."""
+        c = self.config
+        return AttentionSpec(c.attention, c.moc, c.backend)
+
+    def table(self, layout: Layout, frame_size: tuple[int, int]) -> TokenTable:
+        p = self.config.patch_size
+        h, w = frame_size
+        if h % p or w % p:
+            raise ValueError(f"frames of {h}x{w} pixels do not split into {p}-pixel patches")
+        return token_table(layout, self.config.shot_stride, (h // p, w // p))
+
+    def forward(
+        self,
+        frames: torch.Tensor,
+        t: torch.Tensor,
+        text: torch.Tensor,
+        layout: Layout,
+        *,
+        spec: AttentionSpec | None = None,
+        cache: KVCache | None = None,
+        commit: bool = False,
+        generator: torch.Generator | None = None,
+        record: AttentionRecord | None = None,
+    ) -> torch.Tensor:
+        """Predict the clean frames of the tokens after ``cache.length`` (all tokens without a cache).
+
+        Args:
+            frames: ``(B, F, C, H, W)`` noisy frames of the video tokens being run, shot after shot.
+            t: ``(B, S)`` noise level of every shot of ``layout`` (1 = pure noise, 0 = clean); entries of
+                cached shots are ignored.
+            text: ``(B, T)`` caption token ids of the text tokens being run, in layout order.
+            layout: the layout of the whole sequence (cached history included).
+            spec: attention mode and MoC config (default: the model config's).
+            cache: history keys/values; the run covers tokens ``cache.length .. len(layout) - 1``.
+            commit: store the run's keys/values in ``cache`` (after the run ``cache.length == len(layout)``).
+            generator: random generator of drop-off / drop-in in training mode.
+            record: accumulates attention cost and routing hits.
+
+        Returns:
+            ``(B, F, C, H, W)`` predicted clean frames.
+        """
+        c = self.config
+        if frames.dim() != 5 or frames.shape[2] != c.channels:
+            raise ValueError(f"frames must be (B, F, {c.channels}, H, W), got {tuple(frames.shape)}")
+        b, num_frames, _, height, width = frames.shape
+        table = self.table(layout, (height, width))
+        start = 0 if cache is None else cache.length
+        if start >= table.num_tokens:
+            raise ValueError(f"the cache already holds all {table.num_tokens} tokens of the layout")
+        is_video = table.is_video[start:]
+        shot = table.shot[start:]
+        tokens_per_frame = table.grid[0] * table.grid[1]
+        n_video = int(is_video.sum())
+        if n_video != num_frames * tokens_per_frame:
+            raise ValueError(
+                f"layout has {n_video // tokens_per_frame} frames to run but frames has {num_frames}"
+            )
+        if text.dim() != 2 or text.shape != (b, int((~is_video).sum())):
+            raise ValueError(
+                f"text must be (B, T) = ({b}, {int((~is_video).sum())}), got {tuple(text.shape)}"
+            )
+        num_shots = len(layout.shots)
+        if t.shape != (b, num_shots):
+            raise ValueError(
+                f"t must be (B, S) = ({b}, {num_shots}): one noise level per shot, got {tuple(t.shape)}"
+            )
+        if text.numel() and (int(text.max()) >= c.vocab_size or int(text.min()) < 0):
+            raise ValueError(
+                f"text ids must lie in [0, {c.vocab_size}), got {int(text.min())}..{int(text.max())}"
+            )
+
+        d = c.width
+        device = frames.device
+        x = frames.new_empty(b, is_video.numel(), d)
+        x[:, is_video] = self.patch_in(patchify(frames, c.patch_size))
+        slots = table.text_slot[start:][~is_video].clamp_max(c.max_caption_tokens - 1).to(device)
+        x[:, ~is_video] = self.text_embed(text) + self.text_slot(slots)
+        x = x + self.token_type(is_video.long().to(device))
+
+        # Condition per shot (index 0: the global caption, clean): noise level + pooled caption.
+        cond_index = (shot + 1).to(device)
+        valid = (text != PAD_ID).to(x.dtype)
+        text_cond = cond_index[~is_video]
+        pooled = x.new_zeros(b, num_shots + 1, d).index_add_(
+            1, text_cond, self.text_embed(text) * valid[..., None]
+        )
+        count = x.new_zeros(b, num_shots + 1).index_add_(1, text_cond, valid)
+        pooled = pooled / count.clamp_min(1)[..., None]
+        t_all = torch.cat([t.new_zeros(b, 1), t], dim=1)
+        cond = self.time_mlp(timestep_embedding(t_all, 256).to(x.dtype)) + self.caption_mlp(pooled)
+
+        cos, sin = rope_tables(table.position[start:], c.head_dim, c.rope_theta)
+        ctx = Context(
+            layout=layout,
+            spec=spec or self.default_spec(),
+            cos=cos.to(device, x.dtype),
+            sin=sin.to(device, x.dtype),
+            cond_index=cond_index,
+            training=self.training,
+            generator=generator,
+            record=record,
+            cache=cache,
+            commit=commit,
+        )
+        for block in self.blocks:
+            x = block(x, cond, ctx)
+        if cache is not None and commit:
+            cache.length = table.num_tokens
+        shift, scale = self.final_ada(F.silu(cond))[:, cond_index].chunk(2, dim=-1)
+        y = self.out(modulate(self.final_norm(x), shift, scale))[:, is_video.to(device)]
+        return unpatchify(y, num_frames, c.channels, table.grid, c.patch_size)

@@ -1,0 +1,81 @@
+"""Per-token metadata of a packed multi-shot sequence: kind, shot, 3D position, caption slot.
+
+Computed once per ``(Layout, shot_stride)`` and cached; the model slices it when it runs only a suffix of
+the sequence (shot-by-shot generation with cached history keys).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+
+from moc.layout import Layout, TextSegment, VideoSegment
+
+
+@dataclass(frozen=True, eq=False)
+class TokenTable:
+    """Metadata of every token of a layout.
+
+    Attributes:
+        is_video: ``(L,)`` bool.
+        shot: ``(L,)`` int64 shot id, -1 for the global caption.
+        position: ``(L, 3)`` int64 RoPE positions ``(time, row, column)``. A video token of local frame
+            ``f`` in shot ``s`` sits at time ``s * shot_stride + f``; caption tokens share the time of their
+            shot's first frame (the global caption sits one stride before shot 0) and row = column = 0.
+        text_slot: ``(L,)`` int64 index of a caption token within its caption (0 for video tokens).
+        grid: ``(rows, columns)`` of patches per frame (from the video segments).
+        shot_starts: ``{shot: first token of that shot's caption or video}``; -1 is the global caption.
+    """
+
+    is_video: torch.Tensor
+    shot: torch.Tensor
+    position: torch.Tensor
+    text_slot: torch.Tensor
+    grid: tuple[int, int]
+    shot_starts: dict[int, int]
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.shot.numel())
+
+
+@functools.lru_cache(maxsize=128)
+def token_table(layout: Layout, shot_stride: int, grid: tuple[int, int]) -> TokenTable:
+    """The :class:`TokenTable` of ``layout`` for frames of ``grid = (rows, columns)`` patches."""
+    rows, cols = grid
+    is_video, shot, position, slot = [], [], [], []
+    starts: dict[int, int] = {}
+    offset = 0
+    for seg in layout.segments:
+        s = -1 if seg.shot is None else seg.shot
+        starts.setdefault(s, offset)
+        n = seg.num_tokens
+        if isinstance(seg, TextSegment):
+            is_video.append(torch.zeros(n, dtype=torch.bool))
+            position.append(torch.tensor([[s * shot_stride, 0, 0]]).expand(n, 3))
+            slot.append(torch.arange(n))
+        else:
+            assert isinstance(seg, VideoSegment)
+            if seg.tokens_per_frame != rows * cols:
+                raise ValueError(
+                    f"layout has {seg.tokens_per_frame} tokens per frame but the model's patch grid is "
+                    f"{rows}x{cols} = {rows * cols}"
+                )
+            f, r, c = torch.meshgrid(
+                torch.arange(seg.frames), torch.arange(rows), torch.arange(cols), indexing="ij"
+            )
+            position.append(torch.stack([s * shot_stride + f, r, c], -1).reshape(-1, 3))
+            is_video.append(torch.ones(n, dtype=torch.bool))
+            slot.append(torch.zeros(n, dtype=torch.int64))
+        shot.append(torch.full((n,), s, dtype=torch.int64))
+        offset += n
+    return TokenTable(
+        is_video=torch.cat(is_video),
+        shot=torch.cat(shot),
+        position=torch.cat(position).long(),
+        text_slot=torch.cat(slot),
+        grid=grid,
+        shot_starts=starts,
+    )

@@ -1,0 +1,167 @@
+"""Checkpoints: safetensors weights plus a small ``state.pt`` (optimiser, step, RNG states), atomically.
+
+A checkpoint is a folder ``<run>/checkpoints/step_0001000/`` with ``model.safetensors``, ``ema.safetensors``
+(both carrying the model config in their metadata) and ``state.pt``. It is written into a temporary sibling
+folder and renamed into place, so a run killed at any moment leaves either the old or the new checkpoint,
+never half of one. Only the last ``keep`` are kept.
+
+A standalone model file (``moc.checkpoints`` ships one) is a single safetensors file with the config in its
+metadata: :func:`save_model` / :func:`load_model`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, safe_open, save_file
+
+from moc.config import MoCConfig
+from moc.models import ModelConfig, MultiShotDiT
+
+CONFIG_KEY = "moc.model_config"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used (missing, corrupt, or for another architecture)."""
+
+
+def model_config_to_json(config: ModelConfig) -> str:
+    return json.dumps(dataclasses.asdict(config), sort_keys=True)
+
+
+def model_config_from_json(text: str) -> ModelConfig:
+    data = json.loads(text)
+    data["moc"] = MoCConfig(**data["moc"])
+    return ModelConfig(**data)
+
+
+def _atomic_save_file(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def save_model(model: MultiShotDiT, path: str | Path, *, extra: dict[str, str] | None = None) -> Path:
+    """Write ``model``'s weights and config to one safetensors file (atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {CONFIG_KEY: model_config_to_json(model.config), **(extra or {})}
+    _atomic_save_file(model.state_dict(), path, metadata)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as err:  # safetensors raises its own error types for corrupt files
+        raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
+
+
+def load_weights(model: MultiShotDiT, path: str | Path) -> None:
+    """Load weights into ``model``; raise if the file was written for a different architecture."""
+    path = Path(path)
+    meta = read_metadata(path)
+    if CONFIG_KEY in meta:
+        saved = model_config_from_json(meta[CONFIG_KEY])
+        ours = model.config
+        diff = [
+            f.name
+            for f in dataclasses.fields(ModelConfig)
+            if f.name not in ("attention", "moc", "backend")
+            and getattr(saved, f.name) != getattr(ours, f.name)
+        ]
+        if diff:
+            details = ", ".join(
+                f"{n}: checkpoint {getattr(saved, n)!r} vs model {getattr(ours, n)!r}" for n in diff
+            )
+            raise CheckpointError(f"{path}: checkpoint is for a different architecture ({details})")
+    state = load_file(str(path))
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"{path}: checkpoint does not fit this architecture "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shapes {wrong[:3]})"
+        )
+    model.load_state_dict(state)
+
+
+def load_model(path: str | Path, **overrides: Any) -> MultiShotDiT:
+    """A :class:`MultiShotDiT` from the config stored in ``path`` (fields overridable), with its weights."""
+    meta = read_metadata(path)
+    if CONFIG_KEY not in meta:
+        raise CheckpointError(f"{path}: no model config in the safetensors metadata; not a moc model file")
+    config = model_config_from_json(meta[CONFIG_KEY])
+    if overrides:
+        config = config.replace(**overrides)
+    model = MultiShotDiT(config)
+    load_weights(model, path)
+    return model.eval()
+
+
+def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    return sorted(
+        p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_") and (p / "state.pt").is_file()
+    )
+
+
+def save_checkpoint(
+    run_dir: str | Path,
+    step: int,
+    model: MultiShotDiT,
+    ema: MultiShotDiT,
+    state: dict[str, Any],
+    *,
+    keep: int,
+) -> Path:
+    """Write checkpoint ``step`` atomically (temp folder + rename) and prune all but the last ``keep``."""
+    root = Path(run_dir) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step:07d}"
+    tmp = root / f".tmp_step_{step:07d}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    meta = {CONFIG_KEY: model_config_to_json(model.config), "step": str(step)}
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()},
+        str(tmp / "model.safetensors"),
+        metadata=meta,
+    )
+    save_file(
+        {k: v.contiguous() for k, v in ema.state_dict().items()}, str(tmp / "ema.safetensors"), metadata=meta
+    )
+    torch.save(state, tmp / "state.pt")
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    for old in checkpoint_dirs(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(path: str | Path, model: MultiShotDiT, ema: MultiShotDiT) -> dict[str, Any]:
+    """Load weights into ``model`` and ``ema``; return the state dict (optimiser, step, RNG states)."""
+    path = Path(path)
+    load_weights(model, path / "model.safetensors")
+    load_weights(ema, path / "ema.safetensors")
+    try:
+        return torch.load(path / "state.pt", weights_only=False)
+    except Exception as err:
+        raise CheckpointError(f"{path / 'state.pt'}: unreadable training state ({err})") from None

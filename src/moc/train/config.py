@@ -1,0 +1,277 @@
+"""Training configs: one TOML file per experiment under ``configs/``, parsed strictly.
+
+Every section maps onto a frozen dataclass; an unknown key, a wrong type or a missing required setting
+raises :class:`ConfigError` naming the file and the dotted key (``configs/x.toml: train.lr: ...``).
+
+Sections: ``[run]`` (name, seed, output folder), ``[model]`` (+ ``[model.moc]``), ``[data]``
+(+ ``[data.script]``), ``[train]`` (optimiser, noise, loss), ``[[schedule]]`` (progressive sparsification
+stages), ``[log]`` (metrics, samples, probe) and ``[checkpoint]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moc.config import MoCConfig
+from moc.models import ModelConfig
+from moc.world.data import DataConfig
+from moc.world.script import ScriptConfig
+
+
+class ConfigError(ValueError):
+    """A bad training config; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """``[run]``: ``name`` (required), ``seed``, ``out`` (default ``runs/<name>``), and ``init``: a model file
+    (e.g. an earlier stage's ``model.safetensors``) whose weights start the run instead of a random init."""
+
+    name: str
+    seed: int = 0
+    out: str = ""
+    init: str = ""
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """``[train]``: steps, AdamW, warm-up, clipping, EMA, noise levels and loss weights.
+
+    Args:
+        steps: optimiser steps (required).
+        lr, betas, weight_decay: AdamW.
+        warmup: linear warm-up steps; then cosine decay to ``min_lr_ratio * lr``.
+        grad_clip: global gradient-norm clip.
+        ema_decay: EMA of the weights (the EMA weights are the ones sampled and shipped).
+        t_mean, t_std: per-shot noise levels ``t = sigmoid(N(t_mean, t_std))`` (logit-normal, as LCT).
+        clean_history: probability that a sample's shots before a random shot are clean (``t = 0``), the
+            situation of shot-by-shot generation.
+        character_weight: loss weight of pixels covered by a character (1 = plain MSE). The optimum of a
+            per-pixel weighted MSE is still the posterior mean, so this only speeds up learning sprites.
+        threads: ``torch.set_num_threads`` (0: leave PyTorch's default).
+    """
+
+    steps: int
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.01
+    warmup: int = 100
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    t_mean: float = 0.0
+    t_std: float = 1.0
+    clean_history: float = 0.25
+    character_weight: float = 4.0
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One ``[[schedule]]`` stage: from step ``start`` on, route with ``chunk_size`` and ``top_k``."""
+
+    start: int
+    chunk_size: int
+    top_k: int
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """``[log]``: metrics every ``every`` steps, sample grids and the memory probe every N steps."""
+
+    every: int = 10
+    sample_every: int = 500
+    sample_steps: int = 12
+    probe_every: int = 250
+    probe_scenes: int = 16
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """``[checkpoint]``: save every ``every`` steps, keep the last ``keep``."""
+
+    every: int = 250
+    keep: int = 3
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    run: RunConfig
+    model: ModelConfig
+    data: DataConfig
+    train: OptimConfig
+    schedule: tuple[Stage, ...] = ()
+    log: LogConfig = field(default_factory=LogConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    source: str = "<dict>"
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.run.out or f"runs/{self.run.name}")
+
+    def routing_at(self, step: int) -> MoCConfig:
+        """The MoC config of ``step``: the model's, with the schedule's chunk size and top_k at that step."""
+        stages = [s for s in self.schedule if s.start <= step]
+        if not stages:
+            return self.model.moc
+        stage = stages[-1]
+        return self.model.moc.replace(chunk_size=stage.chunk_size, top_k=stage.top_k)
+
+
+_SECTIONS = {"run", "model", "data", "train", "schedule", "log", "checkpoint"}
+_REQUIRED = {"run": ("name",), "train": ("steps",), "data": ("batch_size",)}
+
+
+def _fail(source: str, key: str, message: str) -> ConfigError:
+    return ConfigError(f"{source}: {key}: {message}")
+
+
+def _check_type(source: str, key: str, value: Any, default: Any) -> Any:
+    """Coerce/verify a scalar or list against the type of the field's default."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise _fail(source, key, f"must be true or false, got {type(value).__name__} {value!r}")
+    elif isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(source, key, f"must be an integer, got {type(value).__name__} {value!r}")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _fail(source, key, f"must be a number, got {type(value).__name__} {value!r}")
+        value = float(value)
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise _fail(source, key, f"must be a string, got {type(value).__name__} {value!r}")
+    elif isinstance(default, tuple):
+        if not isinstance(value, list):
+            raise _fail(source, key, f"must be a list, got {type(value).__name__} {value!r}")
+        value = tuple(value)
+    return value
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _build(cls: type, data: Any, source: str, prefix: str, nested: Mapping[str, type] = {}) -> Any:
+    if not isinstance(data, dict):
+        raise _fail(source, prefix, f"must be a table, got {type(data).__name__} {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}"
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(sorted(fields))}"
+            raise _fail(source, dotted, f"unknown key{hint}")
+        if key in nested:
+            kwargs[key] = _build(nested[key], value, source, dotted)
+            continue
+        f = fields[key]
+        default = f.default
+        if default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        if default is dataclasses.MISSING:  # a required field: check against its annotation
+            default = {"int": 0, "float": 0.0, "str": ""}.get(str(f.type), dataclasses.MISSING)
+        union = "|" in str(f.type) or "Mapping" in str(f.type)
+        if default is not dataclasses.MISSING and default is not None and not union:
+            value = _check_type(source, dotted, value, default)
+        else:
+            # Union-typed fields (e.g. an int or a (min, max) range) are validated by their dataclass.
+            value = _tuples(value)
+        kwargs[key] = value
+    for key in _REQUIRED.get(prefix, ()):
+        if key not in kwargs:
+            raise _fail(source, f"{prefix}.{key}", "missing required setting")
+    required = [
+        n
+        for n, f in fields.items()
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and n not in kwargs
+    ]  # type: ignore[misc]
+    if required:
+        raise _fail(source, f"{prefix}.{required[0]}", "missing required setting")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{source}: [{prefix}]: {err}") from None
+
+
+def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> TrainConfig:
+    """Build and validate a :class:`TrainConfig` from parsed TOML."""
+    for key in data:
+        if key not in _SECTIONS:
+            close = difflib.get_close_matches(key, sorted(_SECTIONS), n=1)
+            hint = f" (did you mean [{close[0]}]?)" if close else ""
+            raise _fail(source, key, f"unknown section{hint}; sections: {', '.join(sorted(_SECTIONS))}")
+    for section in ("run", "data", "train"):
+        if section not in data:
+            raise _fail(source, section, f"missing section [{section}]")
+    run = _build(RunConfig, data["run"], source, "run")
+    model = _build(ModelConfig, data.get("model", {}), source, "model", {"moc": MoCConfig})
+    raw_data = data["data"]
+    if isinstance(raw_data, dict) and "patch_size" not in raw_data:
+        raw_data = {**raw_data, "patch_size": model.patch_size}  # the layout follows the model's patches
+    data_config = _build(DataConfig, raw_data, source, "data", {"script": ScriptConfig})
+    if data_config.patch_size != model.patch_size:
+        raise _fail(
+            source,
+            "data.patch_size",
+            f"must equal model.patch_size ({model.patch_size}) so the layout matches the model, "
+            f"got {data_config.patch_size}",
+        )
+    train = _build(OptimConfig, data["train"], source, "train")
+    raw_schedule = data.get("schedule", [])
+    if not isinstance(raw_schedule, list):
+        raise _fail(source, "schedule", "must be an array of tables [[schedule]]")
+    schedule = tuple(_build(Stage, s, source, f"schedule[{i}]") for i, s in enumerate(raw_schedule))
+    starts = [s.start for s in schedule]
+    if starts and (starts != sorted(set(starts)) or starts[0] != 0):
+        raise _fail(source, "schedule", f"stage starts must increase strictly from 0, got {starts}")
+    for i, stage in enumerate(schedule):
+        if stage.chunk_size <= 0 or stage.top_k < 0:
+            raise _fail(source, f"schedule[{i}]", f"chunk_size must be > 0 and top_k >= 0, got {stage}")
+    log = _build(LogConfig, data.get("log", {}), source, "log")
+    checkpoint = _build(CheckpointConfig, data.get("checkpoint", {}), source, "checkpoint")
+    if train.steps <= 0:
+        raise _fail(source, "train.steps", f"must be > 0, got {train.steps}")
+    if checkpoint.every <= 0 or checkpoint.keep <= 0:
+        raise _fail(source, "checkpoint", "every and keep must be > 0")
+    return TrainConfig(run, model, data_config, train, schedule, log, checkpoint, source=source)
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a training config TOML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    return config_from_dict(data, source=str(path))
+
+
+def config_to_dict(config: TrainConfig) -> dict[str, Any]:
+    """A TOML-serialisable dict that :func:`config_from_dict` reads back to an equal config."""
+
+    def clean(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {
+                f.name: clean(getattr(value, f.name))
+                for f in dataclasses.fields(value)
+                if getattr(value, f.name) is not None
+            }
+        if isinstance(value, (tuple, list)):
+            return [clean(v) for v in value]
+        return value
+
+    out = {
+        name: clean(getattr(config, name)) for name in ("run", "model", "data", "train", "log", "checkpoint")
+    }
+    out["schedule"] = [clean(s) for s in config.schedule]
+    return out

@@ -1,0 +1,307 @@
+"""``train``: rectified-flow training of the multi-shot DiT, resumable bit for bit.
+
+Per step: a batch of the world stream (a pure function of ``(seed, step)``), per-shot noise levels from a
+logit-normal, ``x_t = (1 - t) x0 + t noise``, a clean-sample (x0) prediction with a character-weighted
+MSE, AdamW with warm-up and cosine decay, gradient clipping, EMA weights. The MoC config of the step comes
+from the progressive-sparsification schedule.
+
+Everything random draws from generators whose states are checkpointed, so a run resumed from a
+checkpoint continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tomli_w
+import torch
+
+from moc.models import AttentionSpec, MultiShotDiT, count_parameters
+from moc.train.checkpoint import (
+    checkpoint_dirs,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+    save_model,
+)
+from moc.train.config import TrainConfig, config_to_dict
+from moc.train.probe import memory_probe
+from moc.world.data import Batch, WorldStream
+
+PROBE_SEED = 1234
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up to ``lr``, then cosine decay to ``min_lr_ratio * lr`` at the last step."""
+    opt = config.train
+    if step < opt.warmup:
+        return opt.lr * (step + 1) / opt.warmup
+    progress = (step - opt.warmup) / max(1, opt.steps - opt.warmup)
+    return opt.lr * (
+        opt.min_lr_ratio + (1 - opt.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    )
+
+
+def noise_levels(config: TrainConfig, batch: Batch, generator: torch.Generator) -> torch.Tensor:
+    """``(B, S)`` per-shot t: logit-normal, with clean histories for a fraction of the samples."""
+    b, s = len(batch), batch.num_shots
+    opt = config.train
+    t = torch.sigmoid(opt.t_mean + opt.t_std * torch.randn(b, s, generator=generator))
+    clean = torch.rand(b, generator=generator) < opt.clean_history
+    split = torch.randint(0, s, (b,), generator=generator)
+    history = clean[:, None] & (torch.arange(s)[None] < split[:, None])
+    return torch.where(history, torch.zeros_like(t), t)
+
+
+def loss_fn(config: TrainConfig, pred: torch.Tensor, batch: Batch, t: torch.Tensor) -> torch.Tensor:
+    """Character-weighted x0 MSE over the noisy shots (clean history shots carry no loss)."""
+    weight = 1.0 + (config.train.character_weight - 1.0) * (batch.labels >= 0).float()  # (B, F, H, W)
+    weight = weight * (t[:, batch.frame_shot] > 0).float()[..., None, None]
+    err = (pred - batch.frames).pow(2).mean(2)
+    return (weight * err).sum() / weight.sum().clamp_min(1.0)
+
+
+def _ema_update(ema: MultiShotDiT, model: MultiShotDiT, decay: float) -> None:
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters()):
+            e.lerp_(p, 1.0 - decay)
+
+
+def _grid(videos: list[np.ndarray], scale: int = 3) -> np.ndarray:
+    """Stack ``(F, H, W, 3)`` uint8 videos as rows of frames (nearest upscaling, 2-pixel gaps)."""
+    rows = []
+    width = max(v.shape[0] for v in videos)
+    for v in videos:
+        f, h, w, _ = v.shape
+        row = np.full((h * scale + 2, width * (w * scale + 2), 3), 255, np.uint8)
+        for i in range(f):
+            tile = np.repeat(np.repeat(v[i], scale, 0), scale, 1)
+            row[: h * scale, i * (w * scale + 2) : i * (w * scale + 2) + w * scale] = tile
+        rows.append(row)
+    return np.concatenate(rows, 0)
+
+
+def _to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """``(F, C, H, W)`` in [-1, 1] -> ``(F, H, W, C)`` uint8."""
+    x = ((frames.clamp(-1, 1) + 1) * 127.5).round().byte()
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+def write_samples(model: MultiShotDiT, batch: Batch, path: Path, steps: int, spec: AttentionSpec) -> None:
+    """Joint samples of the first two scenes of ``batch`` under their ground truth, as one PNG."""
+    from PIL import Image
+
+    from moc.generate.sampler import sample_joint
+
+    n = min(2, len(batch))
+    gen = torch.Generator().manual_seed(0)
+    out = sample_joint(
+        model,
+        batch.text[:n],
+        batch.layout,
+        tuple(batch.frames.shape[2:]),
+        steps=steps,
+        generator=gen,
+        spec=spec,
+    )
+    videos = []
+    for i in range(n):
+        videos += [_to_uint8(batch.frames[i]), _to_uint8(out[i])]
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    Image.fromarray(_grid(videos)).save(tmp)
+    os.replace(tmp, path)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines logged after ``step`` (a resumed run logs them again)."""
+    if not path.is_file():
+        return
+    kept = [
+        line
+        for line in path.read_text().splitlines()
+        if line.strip() and json.loads(line).get("step", 0) <= step
+    ]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    os.replace(tmp, path)
+
+
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> dict[str, Any]:
+    """Train (or resume) the run described by ``config``; returns a summary.
+
+    Args:
+        config: the experiment.
+        resume: continue from the run folder's latest checkpoint (error if there is none).
+        progress: show a progress bar.
+        stop_after: stop after this step (for tests of interrupted runs); ``None`` runs to ``train.steps``.
+        on_step: called with ``(step, loss)`` after every step.
+
+    Writes into ``config.out_dir``: ``config.toml``, ``metrics.jsonl``, ``samples/``, ``checkpoints/`` and,
+    at the end, ``model.safetensors`` (EMA weights + config).
+    """
+    from tqdm import tqdm
+
+    opt_cfg = config.train
+    if opt_cfg.threads:
+        torch.set_num_threads(opt_cfg.threads)
+    out = config.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.run.seed)
+    model = MultiShotDiT(config.model)
+    if config.run.init:
+        load_weights(model, config.run.init)  # a later stage starts from an earlier stage's (EMA) weights
+    ema = copy.deepcopy(model).requires_grad_(False)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=opt_cfg.lr, betas=opt_cfg.betas, weight_decay=opt_cfg.weight_decay
+    )
+    noise_gen = torch.Generator().manual_seed(config.run.seed + 1)
+    route_gen = torch.Generator().manual_seed(config.run.seed + 2)
+    start = 0
+    metrics_path = out / "metrics.jsonl"
+    if resume:
+        found = checkpoint_dirs(out)
+        if not found:
+            raise FileNotFoundError(f"{out}: no checkpoint to resume from (looked in {out / 'checkpoints'})")
+        saved_config = found[-1].parent.parent / "config.toml"
+        if saved_config.is_file():
+            import tomllib
+
+            from moc.train.config import config_from_dict
+
+            previous = config_from_dict(tomllib.loads(saved_config.read_text()), source=str(saved_config))
+            if previous.model != config.model or previous.data != config.data:
+                raise ValueError(
+                    f"{config.source}: the [model] or [data] section differs from the run being resumed "
+                    f"({saved_config}); start a new run instead"
+                )
+        state = load_checkpoint(found[-1], model, ema)
+        optimizer.load_state_dict(state["optimizer"])
+        noise_gen.set_state(state["noise_generator"])
+        route_gen.set_state(state["route_generator"])
+        torch.set_rng_state(state["torch_rng"])
+        start = int(state["step"])
+        _truncate_metrics(metrics_path, start)
+    elif checkpoint_dirs(out):
+        raise FileExistsError(
+            f"{out} already holds checkpoints; pass --resume to continue or choose another run.out"
+        )
+    (out / "config.toml").write_text(tomli_w.dumps(config_to_dict(config)))
+    (out / "samples").mkdir(exist_ok=True)
+
+    stream = WorldStream(config.data, seed=config.run.seed)
+    probe_data = dataclasses.replace(config.data, batch_size=config.log.probe_scenes)
+    probe_batch = WorldStream(probe_data, seed=config.run.seed, split="eval").batch(0)
+    last = config.train.steps if stop_after is None else min(stop_after, config.train.steps)
+    bar = tqdm(
+        total=config.train.steps,
+        initial=start,
+        disable=not progress,
+        dynamic_ncols=True,
+        desc=config.run.name,
+    )
+    window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
+    wall_start = time.perf_counter()
+    model.train()
+    loss_value = float("nan")
+    with metrics_path.open("a") as log:
+        for step in range(start + 1, last + 1):
+            batch = stream.batch(step - 1)
+            routing = config.routing_at(step - 1)
+            spec = AttentionSpec(config.model.attention, routing, config.model.backend)
+            t = noise_levels(config, batch, noise_gen)
+            noise = torch.randn(batch.frames.shape, generator=noise_gen)
+            tf = t[:, batch.frame_shot][..., None, None, None]
+            x_t = (1 - tf) * batch.frames + tf * noise
+            lr = learning_rate(config, step - 1)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            pred = model(x_t, t, batch.text, batch.layout, spec=spec, generator=route_gen)
+            loss = loss_fn(config, pred, batch, t)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), opt_cfg.grad_clip))
+            optimizer.step()
+            _ema_update(ema, model, opt_cfg.ema_decay)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"loss became {loss_value} at step {step}; lower train.lr")
+            window_loss += loss_value
+            window_steps += 1
+            bar.update(1)
+            if on_step:
+                on_step(step, loss_value)
+            record: dict[str, Any] = {}
+            if step % config.log.every == 0 or step == last:
+                now = time.perf_counter()
+                record = {
+                    "step": step,
+                    "loss": window_loss / window_steps,
+                    "lr": lr,
+                    "grad_norm": grad_norm,
+                    "steps_per_s": window_steps / (now - window_start),
+                    "chunk_size": routing.chunk_size,
+                    "top_k": routing.top_k,
+                    "wall_s": now - wall_start,
+                }
+                bar.set_postfix(loss=f"{record['loss']:.4f}", it_s=f"{record['steps_per_s']:.2f}")
+                window_loss, window_steps, window_start = 0.0, 0, now
+            if config.log.probe_every and (step % config.log.probe_every == 0 or step == last):
+                probe = memory_probe(
+                    ema,
+                    probe_batch,
+                    spec.__class__(spec.mode, routing.replace(drop_off=0.0, drop_in=0.0), spec.backend),
+                    seed=PROBE_SEED,
+                )
+                record.update(
+                    step=step,
+                    probe_ratio=probe.ratio,
+                    probe_character_ratio=probe.character_ratio,
+                    probe_loss_clean=probe.loss_clean_history,
+                    probe_loss_noise=probe.loss_noise_history,
+                )
+            if config.log.sample_every and (step % config.log.sample_every == 0 or step == last):
+                write_samples(
+                    ema,
+                    probe_batch,
+                    out / "samples" / f"step_{step:07d}.png",
+                    config.log.sample_steps,
+                    AttentionSpec(spec.mode, routing.replace(drop_off=0.0, drop_in=0.0), spec.backend),
+                )
+            if record:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+            if step % config.checkpoint.every == 0 or step == last:
+                state = {
+                    "step": step,
+                    "optimizer": optimizer.state_dict(),
+                    "noise_generator": noise_gen.get_state(),
+                    "route_generator": route_gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                }
+                save_checkpoint(out, step, model, ema, state, keep=config.checkpoint.keep)
+    bar.close()
+    if last == config.train.steps:
+        save_model(ema, out / "model.safetensors", extra={"steps": str(last), "run": config.run.name})
+    return {
+        "steps": last,
+        "loss": loss_value,
+        "parameters": count_parameters(model),
+        "wall_s": time.perf_counter() - wall_start,
+        "out": str(out),
+    }

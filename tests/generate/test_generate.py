@@ -1,0 +1,160 @@
+"""Generation (joint and shot by shot), its outputs, the CLI and the memory evaluation on a tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from moc.cli import build_app
+from moc.eval.memory import (
+    EvalModel,
+    Setting,
+    evaluate_memory,
+    markdown_table,
+    write_results,
+    zero_shot_variants,
+)
+from moc.generate.sampler import sample_autoregressive, shot_prefixes
+from moc.generate.scene import generate_scenes, routing_map, write_outputs
+from moc.models import AttentionSpec
+from moc.train import save_model
+from moc.world import example_script_path
+from moc.world.script import ScriptConfig, load_script, random_script
+from tests.models.helpers import tiny_model
+
+SCRIPT = random_script(5, ScriptConfig(num_shots=4, frames_per_shot=2))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return save_model(tiny_model(), tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
+
+
+@pytest.mark.parametrize("mode", ["joint", "autoregressive"])
+def test_generation_is_deterministic_by_seed(mode):
+    model = tiny_model()
+    a = generate_scenes(model, [SCRIPT], mode=mode, steps=3, seed=1).frames
+    b = generate_scenes(model, [SCRIPT], mode=mode, steps=3, seed=1).frames
+    c = generate_scenes(model, [SCRIPT], mode=mode, steps=3, seed=2).frames
+    assert a.shape == (1, SCRIPT.num_frames, 3, 32, 32)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert a.abs().max() <= 1
+
+
+def test_autoregressive_runs_each_shot_against_cached_history():
+    """Every denoising call sees only the new shot's tokens; history keys are committed once per shot."""
+    model = tiny_model()
+    batch = generate_scenes(model, [SCRIPT], steps=1).batch
+    batch_layout, text = batch.layout, batch.text
+    calls = []
+    original = model.forward
+
+    def spy(frames, t, text, layout, **kw):
+        cache = kw["cache"]
+        calls.append((layout.num_tokens - cache.length, kw.get("commit", False), cache.length))
+        return original(frames, t, text, layout, **kw)
+
+    model.forward = spy
+    sample_autoregressive(model, text, batch_layout, (3, 32, 32), steps=3)
+    prefixes = shot_prefixes(batch_layout)
+    assert len(calls) == 4 * len(prefixes)  # 3 steps + 1 commit per shot
+    for shot, (prefix, start, _) in enumerate(prefixes):
+        run = calls[4 * shot : 4 * shot + 4]
+        assert all(n == prefix.num_tokens - start and length == start for n, _, length in run)
+        assert [commit for _, commit, _ in run] == [False, False, False, True]
+
+
+def test_outputs_are_written_and_not_trivial(tmp_path):
+    model = tiny_model()
+    script = load_script(example_script_path())
+    result = generate_scenes(model, [script], steps=2, spec=AttentionSpec("moc", model.config.moc))
+    paths = write_outputs(result, tmp_path)
+    for key in ("mp4", "gif", "png", "routing_map"):
+        assert paths[key].is_file() and paths[key].stat().st_size > 1000
+    for key in ("png", "routing_map"):
+        image = np.asarray(Image.open(paths[key]).convert("RGB")).astype(float)
+        assert image.std() > 10
+    summary = json.loads(paths["summary"].read_text())
+    assert summary["shots"] == len(script.shots) and 0 < summary["density"] < 1
+    shares = routing_map(result.record, result.batch.layout, None)
+    assert shares.shape[0] == len(script.shots)
+    assert np.allclose(shares[1:].sum(1), 1.0) and shares[0].sum() == 0  # shot 0 has nothing earlier
+
+
+def test_cli_generate_and_its_errors(tmp_path, checkpoint):
+    app = build_app()
+    run = lambda *args: CliRunner().invoke(app, ["generate", "--checkpoint", str(checkpoint), *args])
+    ok = run(
+        "--scene-seed",
+        "3",
+        "--shots",
+        "3",
+        "--steps",
+        "2",
+        "--mode",
+        "autoregressive",
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "density" in ok.output and (tmp_path / "o/routing_map.png").is_file()
+    bad_script = tmp_path / "bad.toml"
+    bad_script.write_text('[[shots]]\nplace = "A"\nframes = 0\n')
+    result = run("--script", str(bad_script))
+    assert result.exit_code == 2 and str(bad_script) in result.output
+    assert "--mode must be one of" in run("--mode", "sideways").output
+    assert "either --script or --scene-seed" in run("--script", str(bad_script), "--scene-seed", "1").output
+    assert "--top-k has no effect" in run("--attention", "dense", "--top-k", "2").output
+    missing = CliRunner().invoke(app, ["generate", "--checkpoint", str(tmp_path / "none.safetensors")])
+    assert missing.exit_code == 2 and "no such checkpoint" in missing.output
+
+
+def test_cli_generate_hands_diffusers_runs_to_the_diffusers_command(tmp_path):
+    result = CliRunner().invoke(build_app(), ["generate", "--diffusers", str(tmp_path), "--prompt", "a cat"])
+    assert result.exit_code != 0
+    assert "model_index.json" in result.output
+
+
+def test_memory_eval_runs_end_to_end(tmp_path):
+    model = tiny_model()
+    moc = EvalModel("moc", model, AttentionSpec("moc", model.config.moc))
+    local = EvalModel("local", model, AttentionSpec("local", model.config.moc))
+    entries = [moc, local, *zero_shot_variants("tiny", model, [1], [None])]
+    settings = [Setting("joint", 3), Setting("autoregressive", 4)]
+    rows = evaluate_memory(entries, settings, scenes=2, steps=1, batch_size=2, log=lambda _: None)
+    assert len(rows) == len(entries) * len(settings)
+    assert {r["model"] for r in rows} == {"moc", "local", "tiny→moc k=1 chunk=frame"}
+    assert all(0 < r["density"] <= 1 and r["s_per_scene"] > 0 for r in rows)
+    local_row = next(r for r in rows if r["model"] == "local")
+    moc_row = next(r for r in rows if r["model"] == "moc")
+    assert local_row["density"] < moc_row["density"]
+    paths = write_results(rows, tmp_path)
+    assert markdown_table(rows).count("\n") == len(rows) + 2
+    assert paths["chart"].stat().st_size > 1000 and json.loads(paths["json"].read_text()) == rows
+
+
+def test_cli_eval_memory_errors(tmp_path, checkpoint):
+    app = build_app()
+    assert "LABEL=PATH" in CliRunner().invoke(app, ["eval", "memory", "--model", "nolabel"]).output
+    result = CliRunner().invoke(app, ["eval", "memory", "--model", f"a={checkpoint}", "--zero-shot", "b"])
+    assert result.exit_code == 2 and "not a --model label" in result.output
+
+
+def test_cli_eval_curves(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [
+        {"step": 10, "loss": 0.2},
+        {"step": 20, "loss": 0.1, "probe_ratio": 1.1, "probe_character_ratio": 1.0},
+    ]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = CliRunner().invoke(build_app(), ["eval", "curves", str(run), "--out", str(tmp_path / "c.png")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "c.png").stat().st_size > 1000
+    missing = CliRunner().invoke(build_app(), ["eval", "curves", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "no metrics" in missing.output

@@ -1,0 +1,146 @@
+"""The multi-shot DiT: shapes for every attention mode, dense equivalence, cache rows, window plan, cost."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from moc.config import MoCConfig
+from moc.layout import VIDEO
+from moc.models import ATTENTION_MODES, AttentionRecord, AttentionSpec, KVCache, ModelConfig, model_cost
+from moc.models.attention import attend
+from moc.routing.window import previous_shot_plan
+from tests.models.helpers import tiny_batch, tiny_model
+
+
+@pytest.mark.parametrize("mode", ATTENTION_MODES)
+@pytest.mark.parametrize("training", [False, True])
+def test_shapes_every_mode(mode, training):
+    batch = tiny_batch()
+    model = tiny_model(attention=mode, moc=MoCConfig(top_k=2, drop_off=0.3, drop_in=0.5)).train(training)
+    t = torch.rand(len(batch), batch.num_shots)
+    out = model(batch.frames, t, batch.text, batch.layout, generator=torch.Generator().manual_seed(0))
+    assert out.shape == batch.frames.shape
+    assert torch.isfinite(out).all()
+    if training:
+        out.square().mean().backward()
+        assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_moc_with_all_chunks_and_no_causality_equals_dense():
+    batch = tiny_batch(shots=3)
+    model = tiny_model(dtype=torch.float64)
+    t = torch.rand(len(batch), batch.num_shots, dtype=torch.float64)
+    frames = batch.frames.double()
+    everything = MoCConfig(top_k=10_000, causal=False)
+    moc = model(frames, t, batch.text, batch.layout, spec=AttentionSpec("moc", everything, "reference"))
+    varlen = model(frames, t, batch.text, batch.layout, spec=AttentionSpec("moc", everything, "varlen"))
+    dense = model(frames, t, batch.text, batch.layout, spec=AttentionSpec("dense", everything))
+    torch.testing.assert_close(moc, dense, rtol=0, atol=1e-10)
+    torch.testing.assert_close(varlen, dense, rtol=0, atol=1e-10)
+    # ...and routing with a small top_k really changes the function (the comparison can fail).
+    sparse = model(frames, t, batch.text, batch.layout, spec=AttentionSpec("moc", MoCConfig(top_k=1)))
+    assert (sparse - dense).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("mode", ATTENTION_MODES)
+def test_suffix_rows_equal_full_rows(mode):
+    """Attention of the last rows against all keys (the cache path) equals those rows of the full call."""
+    batch = tiny_batch(batch_size=1, shots=3)
+    layout = batch.layout
+    gen = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(1, 2, layout.num_tokens, 6, generator=gen, dtype=torch.float64) for _ in range(3))
+    spec = AttentionSpec(mode, MoCConfig(top_k=1), "reference")
+    full = attend(q, k, v, layout, spec)
+    for start in (layout.offsets[2], layout.offsets[4]):
+        rows = attend(q[:, :, start:], k, v, layout, spec)
+        torch.testing.assert_close(rows, full[:, :, start:], rtol=0, atol=1e-12)
+
+
+def test_window_plan_routes_to_previous_shot_only():
+    batch = tiny_batch(batch_size=1, shots=4)
+    layout = batch.layout
+    config = MoCConfig(top_k=1)
+    plan = previous_shot_plan(layout, config, batch_size=1, heads=2, head_dim=4, device=torch.device("cpu"))
+    chunks = layout.chunks(None)
+    for token in range(layout.num_tokens):
+        c = int(chunks.token_chunk[token])
+        chosen = sorted(x for x in plan.selected[0, 0, token].tolist() if x >= 0)
+        shot = int(chunks.shot[c])
+        expected = (
+            [
+                j
+                for j in range(chunks.num_chunks)
+                if int(chunks.kind[j]) == VIDEO and int(chunks.shot[j]) == shot - 1
+            ]
+            if int(chunks.kind[c]) == VIDEO
+            else []
+        )
+        assert chosen == expected
+
+
+def test_cache_runs_only_new_tokens_and_commits_once_per_call():
+    batch = tiny_batch(batch_size=1, shots=2)
+    model = tiny_model()
+    layout = batch.layout
+    first = type(layout)(layout.segments[:3])  # global caption, caption 0, video 0
+    cache = KVCache()
+    f0 = batch.shot_frames[0]
+    t = torch.zeros(1, 2)
+    text0 = batch.text[:, : first.num_text_tokens]
+    model(batch.frames[:, :f0], t[:, :1], text0, first, cache=cache, commit=True)
+    assert cache.length == first.num_tokens and len(cache.keys) == model.config.depth
+    out = model(batch.frames[:, f0:], t, batch.text[:, first.num_text_tokens :], layout, cache=cache)
+    assert out.shape == batch.frames[:, f0:].shape
+    assert cache.length == first.num_tokens  # not committed
+    with pytest.raises(ValueError, match="frames"):
+        model(batch.frames, t, batch.text[:, first.num_text_tokens :], layout, cache=cache)
+
+
+def test_model_cost_counts_attention_from_plans():
+    batch = tiny_batch(batch_size=1, shots=4)
+    model = tiny_model()
+    t = torch.rand(1, batch.num_shots)
+    dense = model_cost(model, batch.frames, t, batch.text, batch.layout, AttentionSpec("dense", MoCConfig()))
+    local = model_cost(model, batch.frames, t, batch.text, batch.layout, AttentionSpec("local", MoCConfig()))
+    moc = model_cost(
+        model, batch.frames, t, batch.text, batch.layout, AttentionSpec("moc", MoCConfig(top_k=1))
+    )
+    d = model.config.head_dim
+    L = batch.layout.num_tokens
+    assert dense.attention_flops == 4 * d * L * L * model.config.heads * model.config.depth
+    assert dense.density == 1.0 and local.attention_flops < moc.attention_flops < dense.attention_flops
+    assert local.routing_flops == 0 < moc.routing_flops
+    assert dense.parameters == sum(p.numel() for p in model.parameters())
+
+
+def test_record_accumulates_hits_per_layout():
+    batch = tiny_batch(batch_size=1, shots=3)
+    model = tiny_model()
+    record = AttentionRecord()
+    model(batch.frames, torch.rand(1, 3), batch.text, batch.layout, record=record)
+    hits = record.hits[batch.layout]
+    chunks = batch.layout.chunks(None)
+    video_tokens = int((chunks.kind[chunks.token_chunk.long()] == VIDEO).sum())
+    # causal routing: shot 0's queries have no candidates; the rest route top_k = 2 chunks each
+    shot0 = batch.shot_frames[0] * batch.layout.segments[2].tokens_per_frame
+    assert hits.sum() == model.config.depth * model.config.heads * 2 * (video_tokens - shot0)
+    assert torch.equal(hits, hits.tril(-1))  # only earlier chunks
+
+
+def test_bad_inputs_name_the_problem():
+    batch = tiny_batch()
+    model = tiny_model()
+    t = torch.rand(len(batch), batch.num_shots)
+    with pytest.raises(ValueError, match="one noise level per shot"):
+        model(batch.frames, t[:, :1], batch.text, batch.layout)
+    with pytest.raises(ValueError, match="text must be"):
+        model(batch.frames, t, batch.text[:, 1:], batch.layout)
+    with pytest.raises(ValueError, match="frames"):
+        model(batch.frames[:, 1:], t, batch.text, batch.layout)
+    with pytest.raises(ValueError, match="text ids"):
+        model(batch.frames, t, batch.text + 1000, batch.layout)
+    with pytest.raises(ValueError, match=r"model\.attention"):
+        ModelConfig(attention="sparse")
+    with pytest.raises(ValueError, match="divisible"):
+        ModelConfig(width=30, heads=4)

@@ -1,0 +1,214 @@
+"""Training: config parsing and errors, the schedule, overfitting, checkpoints, bit-identical resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from moc.cli import build_app
+from moc.models import MultiShotDiT
+from moc.train import (
+    CheckpointError,
+    ConfigError,
+    config_from_dict,
+    load_config,
+    load_model,
+    save_model,
+    train,
+)
+from moc.train.checkpoint import checkpoint_dirs, load_weights
+from moc.train.trainer import loss_fn, noise_levels
+from tests.models.helpers import tiny_batch, tiny_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tiny_dict(out: Path, steps: int = 6) -> dict:
+    return {
+        "run": {"name": "tiny", "seed": 3, "out": str(out)},
+        "model": {
+            "width": 16,
+            "depth": 1,
+            "heads": 2,
+            "patch_size": 8,
+            "moc": {"drop_off": 0.2, "drop_in": 0.5},
+        },
+        "data": {"batch_size": 2, "patch_size": 8, "script": {"num_shots": [2, 3], "frames_per_shot": 2}},
+        "schedule": [{"start": 0, "chunk_size": 32, "top_k": 1}, {"start": 3, "chunk_size": 16, "top_k": 2}],
+        "train": {"steps": steps, "warmup": 2, "threads": 0},
+        "log": {"every": 2, "probe_every": 3, "sample_every": 3, "probe_scenes": 2, "sample_steps": 2},
+        "checkpoint": {"every": 2, "keep": 2},
+    }
+
+
+def test_shipped_configs_parse_and_differ_only_in_attention():
+    configs = {p.stem: load_config(p) for p in sorted((ROOT / "configs").glob("*.toml"))}
+    assert {"default", "dense", "local", "window"} <= set(configs)
+    for name in ("dense", "local", "window"):
+        other = configs[name]
+        assert other.model.attention == name
+        assert other.model.replace(attention="moc") == configs["default"].model
+        assert other.data == configs["default"].data and other.train == configs["default"].train
+
+
+def test_ablation_configs_change_one_thing_each():
+    both = load_config(ROOT / "configs/ablations/both.toml")
+    changes = {
+        "drop_off_only": {"drop_in": 0.0},
+        "drop_in_only": {"drop_off": 0.0},
+        "non_causal": {"causal": False},
+    }
+    for name, change in changes.items():
+        other = load_config(ROOT / f"configs/ablations/{name}.toml")
+        assert other.model.moc == both.model.moc.replace(**change)
+        assert other.model.replace(moc=both.model.moc) == both.model and other.train == both.train
+
+
+def test_schedule_gives_chunk_size_and_top_k_by_step(tmp_path):
+    config = config_from_dict(tiny_dict(tmp_path))
+    assert [(config.routing_at(s).chunk_size, config.routing_at(s).top_k) for s in range(6)] == [
+        (32, 1),
+        (32, 1),
+        (32, 1),
+        (16, 2),
+        (16, 2),
+        (16, 2),
+    ]
+    assert config.routing_at(4).drop_off == 0.2  # the rest of the MoC config is kept
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["train"].update(lrr=1e-3), "train.lrr: unknown key (did you mean 'lr'?)"),
+        (lambda d: d["train"].update(lr="fast"), "train.lr: must be a number, got str 'fast'"),
+        (lambda d: d["model"].update(depth=2.5), "model.depth: must be an integer"),
+        (lambda d: d.pop("data"), "data: missing section [data]"),
+        (lambda d: d["data"].pop("batch_size"), "data.batch_size: missing required setting"),
+        (lambda d: d["data"].update(patch_size=4), "data.patch_size: must equal model.patch_size"),
+        (lambda d: d.update(trian={}), "unknown section (did you mean [train]?)"),
+        (lambda d: d["model"]["moc"].update(top_k=-1), "MoCConfig.top_k must be >= 0"),
+        (lambda d: d["schedule"][1].update(start=0), "stage starts must increase strictly"),
+        (lambda d: d["model"].update(attention="sparse"), "model.attention must be one of"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path, change, message):
+    data = tiny_dict(tmp_path)
+    change(data)
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(data, source="configs/x.toml")
+    assert str(err.value).startswith("configs/x.toml: ")
+    assert message in str(err.value)
+
+
+def test_overfitting_one_batch_drives_the_loss_down(tmp_path):
+    config = config_from_dict(tiny_dict(tmp_path))
+    torch.manual_seed(0)
+    model = MultiShotDiT(tiny_config(width=32, depth=2))
+    batch = tiny_batch(batch_size=2, shots=3, split="train")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    t = noise_levels(config, batch, gen).clamp_min(0.3)
+    noise = torch.randn(batch.frames.shape, generator=gen)
+    tf = t[:, batch.frame_shot][..., None, None, None]
+    x_t = (1 - tf) * batch.frames + tf * noise
+    losses = []
+    for _ in range(80):
+        loss = loss_fn(config, model(x_t, t, batch.text, batch.layout), batch, t)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.3 * losses[0]
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
+    whole = config_from_dict(tiny_dict(tmp_path / "whole"))
+    split = config_from_dict(tiny_dict(tmp_path / "split"))
+    train(whole, progress=False)
+    train(split, progress=False, stop_after=4)  # "killed" after the checkpoint of step 4
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(split, progress=False)
+    train(split, progress=False, resume=True)
+    for name in ("model", "ema"):
+        a = load_file(str(tmp_path / "whole/checkpoints/step_0000006" / f"{name}.safetensors"))
+        b = load_file(str(tmp_path / "split/checkpoints/step_0000006" / f"{name}.safetensors"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    losses = lambda run: {
+        r["step"]: r["loss"]
+        for r in map(json.loads, (tmp_path / run / "metrics.jsonl").open())
+        if "loss" in r
+    }
+    assert losses("whole")[6] == losses("split")[6]
+    # keep = 2 and nothing half-written is left behind
+    assert [p.name for p in checkpoint_dirs(tmp_path / "whole")] == ["step_0000004", "step_0000006"]
+    assert not list((tmp_path / "whole/checkpoints").glob(".tmp*"))
+    assert (tmp_path / "whole/model.safetensors").is_file() and list(
+        (tmp_path / "whole/samples").glob("*.png")
+    )
+
+
+def test_init_starts_a_stage_from_earlier_weights(tmp_path):
+    first = tiny_dict(tmp_path / "stage1", steps=2)
+    train(config_from_dict(first), progress=False)
+    second = tiny_dict(tmp_path / "stage2", steps=1)
+    second["run"]["init"] = str(tmp_path / "stage1/model.safetensors")
+    second["train"]["lr"] = 0.0  # no update: the stage must start exactly at the stage-1 EMA weights
+    second["train"]["weight_decay"] = 0.0
+    train(config_from_dict(second), progress=False)
+    a = load_file(str(tmp_path / "stage1/model.safetensors"))
+    b = load_file(str(tmp_path / "stage2/checkpoints/step_0000001/model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    second["run"]["init"] = str(tmp_path / "missing.safetensors")
+    second["run"]["out"] = str(tmp_path / "stage3")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        train(config_from_dict(second), progress=False)
+
+
+def test_resume_without_checkpoint_and_with_changed_model_fail(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(config_from_dict(tiny_dict(tmp_path / "none")), progress=False, resume=True)
+    data = tiny_dict(tmp_path / "run", steps=2)
+    train(config_from_dict(data), progress=False)
+    data["model"]["width"] = 32
+    data["train"]["steps"] = 4
+    with pytest.raises(ValueError, match=r"\[model\] or \[data\] section differs"):
+        train(config_from_dict(data), progress=False, resume=True)
+
+
+def test_checkpoint_from_another_architecture_is_refused(tmp_path):
+    path = save_model(MultiShotDiT(tiny_config(width=24)), tmp_path / "m.safetensors")
+    with pytest.raises(CheckpointError, match=r"different architecture.*width: checkpoint 24 vs model 32"):
+        load_weights(MultiShotDiT(tiny_config(width=32)), path)
+    assert load_model(path).config.width == 24
+    (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        load_model(tmp_path / "junk.safetensors")
+
+
+def test_cli_train_reports_config_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[run]\nname = "x"\n[data]\nbatch_size = 2\n[train]\nsteps = "many"\n')
+    result = CliRunner().invoke(build_app(), ["train", str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}: train.steps: must be an integer" in result.output
+
+
+def test_cli_train_runs_a_tiny_config(tmp_path):
+    path = tmp_path / "tiny.toml"
+    import tomli_w
+
+    data = tiny_dict(tmp_path / "cli", steps=2)
+    path.write_text(tomli_w.dumps(data))
+    result = CliRunner().invoke(build_app(), ["train", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "trained 2 steps" in result.output
+    saved = tomllib.loads((tmp_path / "cli/config.toml").read_text())
+    assert config_from_dict(saved) == dataclasses.replace(config_from_dict(data), source="<dict>")
