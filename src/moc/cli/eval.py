@@ -39,6 +39,9 @@ def memory(
     long_shots: int = typer.Option(16, min=0, help="Shots of the long shot-by-shot setting (0: skip)."),
     modes: str = typer.Option("joint,autoregressive", help="Sampler modes at --shots."),
     steps: int = typer.Option(16, min=1, help="Sampler steps."),
+    eta: float = typer.Option(
+        1.0, min=0.0, max=1.0, help="Sampler noise (0: deterministic, 1: fresh each step)."
+    ),
     batch_size: int = typer.Option(16, min=1, help="Scenes generated together."),
     seed: int = typer.Option(0, help="Seed of the held-out scenes and the noise."),
     out: Path = typer.Option(Path("runs/eval/memory"), help="Output folder."),
@@ -86,7 +89,14 @@ def memory(
     if long_shots:
         settings.append(Setting("autoregressive", long_shots))
     rows = evaluate_memory(
-        entries, settings, scenes=scenes, steps=steps, batch_size=batch_size, seed=seed, log=typer.echo
+        entries,
+        settings,
+        scenes=scenes,
+        steps=steps,
+        batch_size=batch_size,
+        seed=seed,
+        eta=eta,
+        log=typer.echo,
     )
     paths = write_results(rows, out)
     for kind, path in paths.items():

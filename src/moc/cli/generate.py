@@ -50,6 +50,9 @@ def generate(
     ),
     steps: int = typer.Option(16, "--steps", min=1, help="Sampler steps (per shot in autoregressive mode)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial noise."),
+    eta: float = typer.Option(
+        1.0, "--eta", min=0.0, max=1.0, help="Sampler noise: 0 deterministic, 1 fresh each step."
+    ),
     attention: str | None = typer.Option(
         None, "--attention", help="moc, dense, local or window (default: the model's)."
     ),
@@ -111,7 +114,14 @@ def generate(
     with tqdm(total=total, desc=f"{mode} {n_shots} shots", unit="step") as bar:
         try:
             result = generate_scenes(
-                model, [scene_script], mode=mode, steps=steps, seed=seed, spec=spec, progress=bar.update
+                model,
+                [scene_script],
+                mode=mode,
+                steps=steps,
+                seed=seed,
+                spec=spec,
+                progress=bar.update,
+                eta=eta,
             )
         except ValueError as err:
             raise _fail(str(err)) from None

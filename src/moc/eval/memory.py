@@ -62,6 +62,7 @@ def evaluate_memory(
     steps: int = 16,
     batch_size: int = 16,
     seed: int = 0,
+    eta: float = 1.0,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Generate and score held-out scenes for every model and setting.
@@ -77,7 +78,13 @@ def evaluate_memory(
             for start in range(0, len(scripts), batch_size):
                 part = scripts[start : start + batch_size]
                 result = generate_scenes(
-                    entry.model, part, mode=setting.mode, steps=steps, seed=seed + start, spec=entry.spec
+                    entry.model,
+                    part,
+                    mode=setting.mode,
+                    steps=steps,
+                    seed=seed + start,
+                    spec=entry.spec,
+                    eta=eta,
                 )
                 videos += list(frames_from_tensor(result.frames))
                 record_density.append((result.record.density, len(part)))
@@ -93,6 +100,7 @@ def evaluate_memory(
                 "top_k": entry.spec.moc.top_k,
                 "chunk_size": entry.spec.moc.chunk_size,
                 "scenes": len(scripts),
+                "eta": eta,
                 "density": sum(d * n for d, n in record_density) / len(scripts),
                 "flops_ratio": sum(f * n for f, n in record_flops) / len(scripts),
                 "s_per_scene": wall / len(scripts),

@@ -1,4 +1,4 @@
-"""Generation with the multi-shot DiT: samplers (joint, shot by shot with cached history) and scene outputs."""
+"""Generation with the multi-shot DiT: samplers (joint; shot by shot with cached history) and outputs."""
 
 from moc.generate.sampler import sample_autoregressive, sample_joint, time_grid
 from moc.generate.scene import Generation, default_checkpoint, generate_scenes, write_outputs

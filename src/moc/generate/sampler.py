@@ -1,7 +1,11 @@
 """Samplers of the multi-shot DiT: joint (all shots denoised together) and autoregressive (shot by shot).
 
-Both integrate the rectified-flow ODE ``x_t = (1 - t) x0 + t noise`` from ``t = 1`` to ``0`` with Euler
-steps written in terms of the model's clean-sample prediction: ``x_{t'} = x0 + (t' / t) (x_t - x0)``.
+Both step the rectified flow ``x_t = (1 - t) x0 + t noise`` from ``t = 1`` to ``0`` in terms of the model's
+clean-sample prediction: ``x_{t'} = (1 - t') x0 + t' (eta fresh + sqrt(1 - eta^2) noise_estimate)`` with
+``noise_estimate = (x_t - (1 - t) x0) / t``. ``eta = 0`` is the deterministic Euler/DDIM step; ``eta = 1``
+re-draws the noise at every step (ancestral). On the stage-1 model ``eta = 1`` gave cleaner sprites and less
+speckle (mean neighbouring-pixel difference 0.053 against 0.069 for ``eta = 0``; ground truth 0.032), so it is
+the default.
 
 Autoregressive sampling keeps a :class:`~moc.models.KVCache`: the history's keys and values are computed
 once, when a shot is finished (one extra pass over that shot at ``t = 0``), and every denoising step of
@@ -10,6 +14,7 @@ the next shot runs only that shot's tokens against them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -29,6 +34,19 @@ def time_grid(steps: int) -> torch.Tensor:
     return shift * u / (1 + (shift - 1) * u)
 
 
+def step(
+    x: torch.Tensor, x0: torch.Tensor, t: float, t_next: float, eta: float, generator: torch.Generator | None
+) -> torch.Tensor:
+    """One sampler step from level ``t`` to ``t_next`` given the clean-sample prediction ``x0``."""
+    if t_next == 0.0:
+        return x0
+    noise = (x - (1 - t) * x0) / t
+    if eta > 0:
+        fresh = _noise(tuple(x.shape), generator, x.device)
+        noise = eta * fresh + math.sqrt(max(0.0, 1 - eta * eta)) * noise
+    return (1 - t_next) * x0 + t_next * noise
+
+
 def _noise(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
     return torch.randn(shape, generator=generator, device=device)
 
@@ -45,6 +63,7 @@ def sample_joint(
     spec: AttentionSpec | None = None,
     record: AttentionRecord | None = None,
     progress: Progress | None = None,
+    eta: float = 1.0,
 ) -> torch.Tensor:
     """Denoise all shots together (the paper's main mode).
 
@@ -58,10 +77,13 @@ def sample_joint(
         spec: attention mode and MoC config (default: the model's).
         record: accumulates attention cost and routing hits.
         progress: called with 1 after each step.
+        eta: 0 deterministic, 1 fresh noise at every step (see the module docstring).
 
     Returns:
         ``(B, F, C, H, W)`` frames in [-1, 1].
     """
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must lie in [0, 1], got {eta}")
     b = text.shape[0]
     frames = sum(s.frames for s in layout.segments if isinstance(s, VideoSegment))
     shots = len(layout.shots)
@@ -72,7 +94,7 @@ def sample_joint(
         t, t_next = float(grid[i]), float(grid[i + 1])
         level = torch.full((b, shots), t, device=text.device)
         x0 = model(x, level, text, layout, spec=spec, record=record).clamp(-1, 1)
-        x = x0 + (t_next / t) * (x - x0)
+        x = step(x, x0, t, t_next, eta, generator)
         if progress:
             progress(1)
     return x0
@@ -107,6 +129,7 @@ def sample_autoregressive(
     spec: AttentionSpec | None = None,
     record: AttentionRecord | None = None,
     progress: Progress | None = None,
+    eta: float = 1.0,
 ) -> torch.Tensor:
     """Generate shot by shot, each conditioned on the clean shots before it through cached keys/values.
 
@@ -115,6 +138,8 @@ def sample_autoregressive(
     Returns:
         ``(B, F, C, H, W)`` frames in [-1, 1].
     """
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must lie in [0, 1], got {eta}")
     b = text.shape[0]
     device = text.device
     is_text = torch.tensor(
@@ -134,7 +159,7 @@ def sample_autoregressive(
             level = torch.zeros(b, num_shots, device=device)
             level[:, shot] = t
             x0 = model(x, level, run_text, prefix, spec=spec, cache=cache, record=record).clamp(-1, 1)
-            x = x0 + (t_next / t) * (x - x0)
+            x = step(x, x0, t, t_next, eta, generator)
             if progress:
                 progress(1)
         # Commit the finished shot: its keys/values at t = 0 join the history once.

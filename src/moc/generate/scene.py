@@ -109,6 +109,7 @@ def generate_scenes(
     seed: int = 0,
     spec: AttentionSpec | None = None,
     progress: Callable[[int], None] | None = None,
+    eta: float = 1.0,
 ) -> Generation:
     """Generate one video per script (all scripts must share frames per shot).
 
@@ -120,6 +121,7 @@ def generate_scenes(
         seed: seed of the initial noise; the same seed gives the same video.
         spec: attention mode and MoC config (default: the model's, without training perturbations).
         progress: called with 1 per denoising step.
+        eta: sampler noise (0: deterministic Euler; 1: fresh noise each step, the default).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -141,6 +143,7 @@ def generate_scenes(
         spec=spec,
         record=record,
         progress=progress,
+        eta=eta,
     )
     return Generation(frames, batch, record, time.perf_counter() - begin, mode, spec)
 
