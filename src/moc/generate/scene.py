@@ -173,19 +173,19 @@ def routing_map(record: AttentionRecord, layout: Layout, chunk_size: int | None)
 
 
 def retrieval_precision(
-    shares: np.ndarray, script: Script, layout: Layout, chunk_size: int | None
+    shares: np.ndarray, script: Script, layout: Layout, chunk_size: int | None, kind: str = "place"
 ) -> tuple[float, float]:
-    """How much routing went to earlier shots that share the query shot's place or a character.
+    """How much routing went to earlier shots of the same place (``kind="place"``) or sharing a character.
 
-    Returns ``(precision, base_rate)``: the routed share on related shots (over shots with any related
-    earlier shot), and the share uniform routing over earlier video chunks would give.
+    Returns ``(precision, base_rate)``: the mean routed share on such shots, over the shots that have one,
+    and the share that uniform routing over all earlier video chunks would give.
     """
     chunks = layout.chunks(chunk_size)
     shot_of_chunk = chunks.shot.numpy()
     video = chunks.kind.numpy() == 1
     hits, base = [], []
     for s in range(len(script.shots)):
-        earlier = [e for e in range(s) if _related(script, e, s)]
+        earlier = [e for e in range(s) if _related(script, e, s, kind)]
         if not earlier or shares[s].sum() == 0:
             continue
         candidates = video & (shot_of_chunk >= 0) & (shot_of_chunk < s)
@@ -195,9 +195,11 @@ def retrieval_precision(
     return (float(np.mean(hits)) if hits else float("nan"), float(np.mean(base)) if base else float("nan"))
 
 
-def _related(script: Script, earlier: int, shot: int) -> bool:
+def _related(script: Script, earlier: int, shot: int, kind: str) -> bool:
     a, b = script.shots[earlier], script.shots[shot]
-    return a.place == b.place or bool(set(a.character_ids) & set(b.character_ids))
+    if kind == "place":
+        return a.place == b.place
+    return bool(set(a.character_ids) & set(b.character_ids))
 
 
 def write_routing_map(
@@ -214,16 +216,16 @@ def write_routing_map(
     video = np.flatnonzero(chunks.kind.numpy() == 1)
     shot_of_chunk = chunks.shot.numpy()
     data = shares[:, video]
-    fig, ax = plt.subplots(figsize=(max(6, 0.18 * len(video) + 2), 0.45 * len(script.shots) + 1.8))
+    fig, ax = plt.subplots(figsize=(max(8, 0.18 * len(video) + 2), 0.45 * len(script.shots) + 2.2))
     ax.imshow(data, cmap="magma_r", aspect="auto", vmin=0, vmax=max(1e-9, float(data.max())))
-    for s, shot in enumerate(script.shots):
+    for s in range(len(script.shots)):
         for j, c in enumerate(video):
             e = shot_of_chunk[c]
             if e >= s:
                 continue
-            if script.shots[e].place == shot.place:
+            if _related(script, e, s, "place"):
                 ax.add_patch(Rectangle((j - 0.5, s - 0.5), 1, 1, fill=False, ec="#1f77b4", lw=1.4))
-            elif set(script.shots[e].character_ids) & set(shot.character_ids):
+            elif _related(script, e, s, "character"):
                 box = Rectangle((j - 0.45, s - 0.45), 0.9, 0.9, fill=False, ec="#2ca02c", lw=1.0, ls="--")
                 ax.add_patch(box)
     starts = [
@@ -299,11 +301,19 @@ def write_outputs(
     }
     if spec.mode in ("moc", "window"):
         shares = routing_map(record, batch.layout, spec.moc.chunk_size)
-        precision, base = retrieval_precision(shares, script, batch.layout, spec.moc.chunk_size)
-        summary.update(retrieval_precision=precision, retrieval_base_rate=base)
+        place, place_base = retrieval_precision(shares, script, batch.layout, spec.moc.chunk_size, "place")
+        cast, cast_base = retrieval_precision(shares, script, batch.layout, spec.moc.chunk_size, "character")
+        summary.update(
+            place_retrieval=place,
+            place_base_rate=place_base,
+            character_retrieval=cast,
+            character_base_rate=cast_base,
+        )
         title = (
             f"{spec.mode} routing, {generation.mode} generation: share of each shot's routed chunks "
-            f"(mean over heads, layers, steps); related-shot share {precision:.2f} vs base rate {base:.2f}"
+            f"(mean over heads, layers, steps). Routed to same-place shots: {place:.2f} "
+            f"(uniform: {place_base:.2f}); to shots sharing a character: {cast:.2f} "
+            f"(uniform: {cast_base:.2f})"
         )
         paths["routing_map"] = write_routing_map(
             shares, script, batch.layout, spec.moc.chunk_size, out / "routing_map.png", title
