@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
+
+from moc import atomic
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
@@ -45,8 +46,4 @@ def write_curves(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, out)
-    return out
+    return atomic.save_figure(fig, out)

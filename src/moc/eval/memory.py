@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from moc import atomic
 from moc.generate.scene import generate_scenes
 from moc.models import AttentionSpec, MultiShotDiT
 from moc.world.data import EVAL_SEED_OFFSET
@@ -173,21 +173,15 @@ def write_chart(rows: Sequence[dict[str, Any]], path: Path) -> Path:
             if i == 0 and j == 1:
                 ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return atomic.save_figure(fig, path)
 
 
 def write_results(rows: Sequence[dict[str, Any]], out: Path) -> dict[str, Path]:
     """results.json, table.md and chart.png in ``out`` (each written atomically)."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "results.json", "table": out / "table.md", "chart": out / "chart.png"}
-    for key, text in (("json", json.dumps(list(rows), indent=1)), ("table", markdown_table(rows))):
-        tmp = paths[key].with_name(f".{paths[key].name}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, paths[key])
+    atomic.write_text(paths["json"], json.dumps(list(rows), indent=1))
+    atomic.write_text(paths["table"], markdown_table(rows))
     write_chart(rows, paths["chart"])
     return paths
 

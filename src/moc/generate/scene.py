@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from moc import atomic
 from moc.generate.sampler import sample_autoregressive, sample_joint
 from moc.layout import Layout
 from moc.models import AttentionRecord, AttentionSpec, MultiShotDiT
@@ -247,11 +248,7 @@ def write_routing_map(
     )
     ax.set_title("\n".join(textwrap.wrap(title, 110)), fontsize=9)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=130)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return atomic.save_figure(fig, path, dpi=130)
 
 
 def write_outputs(
@@ -282,10 +279,7 @@ def write_outputs(
         writer(video, tmp, fps)
         paths[kind] = out / f"scene.{kind}"
         os.replace(tmp, paths[kind])
-    sheet = out / "contact_sheet.png"
-    contact_sheet(scene, clip).save(out / ".contact_sheet.tmp.png")
-    os.replace(out / ".contact_sheet.tmp.png", sheet)
-    paths["png"] = sheet
+    paths["png"] = atomic.save_image(contact_sheet(scene, clip), out / "contact_sheet.png")
     record, spec = generation.record, generation.spec
     summary = {
         "mode": generation.mode,
@@ -318,8 +312,5 @@ def write_outputs(
         paths["routing_map"] = write_routing_map(
             shares, script, batch.layout, spec.moc.chunk_size, out / "routing_map.png", title
         )
-    tmp = out / ".summary.tmp.json"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out / "summary.json")
-    paths["summary"] = out / "summary.json"
+    paths["summary"] = atomic.write_text(out / "summary.json", json.dumps(summary, indent=2))
     return paths

@@ -15,7 +15,6 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import tomli_w
 import torch
 
+from moc import atomic
 from moc.models import AttentionSpec, MultiShotDiT, count_parameters
 from moc.train.checkpoint import (
     checkpoint_dirs,
@@ -116,9 +116,7 @@ def write_samples(model: MultiShotDiT, batch: Batch, path: Path, steps: int, spe
     videos = []
     for i in range(n):
         videos += [_to_uint8(batch.frames[i]), _to_uint8(out[i])]
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    Image.fromarray(_grid(videos)).save(tmp)
-    os.replace(tmp, path)
+    atomic.save_image(Image.fromarray(_grid(videos)), path)
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -130,9 +128,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
         for line in path.read_text().splitlines()
         if line.strip() and json.loads(line).get("step", 0) <= step
     ]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in kept))
-    os.replace(tmp, path)
+    atomic.write_text(path, "".join(line + "\n" for line in kept))
 
 
 def train(
