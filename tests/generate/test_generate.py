@@ -63,7 +63,7 @@ def test_autoregressive_runs_each_shot_against_cached_history():
     sample_autoregressive(model, text, batch_layout, (3, 32, 32), steps=3)
     prefixes = shot_prefixes(batch_layout)
     assert len(calls) == 4 * len(prefixes)  # 3 steps + 1 commit per shot
-    for shot, (prefix, start, _) in enumerate(prefixes):
+    for shot, (prefix, start) in enumerate(prefixes):
         run = calls[4 * shot : 4 * shot + 4]
         assert all(n == prefix.num_tokens - start and length == start for n, _, length in run)
         assert [commit for _, commit, _ in run] == [False, False, False, True]

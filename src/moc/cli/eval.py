@@ -66,12 +66,7 @@ def memory(
         except (CheckpointError, FileNotFoundError) as err:
             raise _fail(str(err)) from None
         loaded[label] = m
-        spec = m.default_spec()
-        entries.append(
-            EvalModel(
-                label, m, spec.__class__(spec.mode, spec.moc.replace(drop_off=0.0, drop_in=0.0), spec.backend)
-            )
-        )
+        entries.append(EvalModel(label, m, m.default_spec()))
     if zero_shot is not None:
         if zero_shot not in loaded:
             raise _fail(f"--zero-shot {zero_shot!r} is not a --model label ({', '.join(loaded)})")

@@ -190,7 +190,7 @@ def zero_shot_variants(
     label: str, model: MultiShotDiT, top_ks: Sequence[int], chunk_sizes: Sequence[int | None]
 ) -> list[EvalModel]:
     """MoC applied at inference to a model trained with another attention (the paper's appendix)."""
-    base = model.config.moc.replace(drop_off=0.0, drop_in=0.0)
+    base = model.config.moc
     out = []
     for chunk in chunk_sizes:
         for k in top_ks:

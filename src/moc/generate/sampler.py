@@ -100,20 +100,18 @@ def sample_joint(
     return x0
 
 
-def shot_prefixes(layout: Layout) -> list[tuple[Layout, int, int]]:
-    """For each shot: ``(prefix layout ending with its video, first token, first frame)`` of its run.
+def shot_prefixes(layout: Layout) -> list[tuple[Layout, int]]:
+    """For each shot: ``(prefix layout ending with its video, first token of its run)``.
 
     A shot's run covers the tokens after the previous shot's video up to the end of its own video (so the
     first run also holds the global caption).
     """
-    out = []
-    start_token, start_frame, frame = 0, 0, 0
     offsets = layout.offsets
+    out, start = [], 0
     for i, seg in enumerate(layout.segments):
         if isinstance(seg, VideoSegment):
-            out.append((Layout(layout.segments[: i + 1]), start_token, start_frame))
-            frame += seg.frames
-            start_token, start_frame = offsets[i + 1], frame
+            out.append((Layout(layout.segments[: i + 1]), start))
+            start = offsets[i + 1]
     return out
 
 
@@ -142,14 +140,13 @@ def sample_autoregressive(
         raise ValueError(f"eta must lie in [0, 1], got {eta}")
     b = text.shape[0]
     device = text.device
-    is_text = torch.tensor(
-        [not isinstance(seg, VideoSegment) for seg in layout.segments for _ in range(seg.num_tokens)]
-    )
     cache = KVCache()
     grid = time_grid(steps)
     shots_out = []
-    for shot, (prefix, start_token, _) in enumerate(shot_prefixes(layout)):
-        run_text = text[:, _text_columns(is_text, start_token, prefix.num_tokens)]
+    text_done = 0  # caption tokens of earlier runs (``text`` holds all of them in layout order)
+    for shot, (prefix, _) in enumerate(shot_prefixes(layout)):
+        run_text = text[:, text_done : prefix.num_text_tokens]
+        text_done = prefix.num_text_tokens
         frames = prefix.segments[-1].frames  # type: ignore[union-attr]
         num_shots = len(prefix.shots)
         x = _noise((b, frames, *frame_shape), generator, device)
@@ -174,9 +171,3 @@ def sample_autoregressive(
         )
         shots_out.append(x0)
     return torch.cat(shots_out, dim=1)
-
-
-def _text_columns(is_text: torch.Tensor, start: int, end: int) -> torch.Tensor:
-    """Columns of ``text`` (all text tokens in layout order) that fall in tokens ``start .. end - 1``."""
-    before = int(is_text[:start].sum())
-    return torch.arange(before, before + int(is_text[start:end].sum()))

@@ -120,15 +120,14 @@ def generate_scenes(
         mode: ``joint`` (all shots denoised together) or ``autoregressive`` (shot by shot, cached history).
         steps: Euler steps (per shot in autoregressive mode).
         seed: seed of the initial noise; the same seed gives the same video.
-        spec: attention mode and MoC config (default: the model's, without training perturbations).
+        spec: attention mode and MoC config (default: the model's).
         progress: called with 1 per denoising step.
         eta: sampler noise (0: deterministic Euler; 1: fresh noise each step, the default).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     model.eval()
-    spec = spec or model.default_spec()
-    spec = dataclasses.replace(spec, moc=spec.moc.replace(drop_off=0.0, drop_in=0.0))
+    spec = spec or model.default_spec()  # eval mode: routing applies no drop-off / drop-in
     batch = script_batch(scripts, model)
     record = AttentionRecord()
     sampler = sample_joint if mode == "joint" else sample_autoregressive

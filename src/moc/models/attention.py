@@ -50,9 +50,7 @@ class AttentionSpec:
         """The config the routing runs with (``local`` has no routed chunks and no perturbations)."""
         if self.mode == "local":
             return self.moc.replace(top_k=0, drop_off=0.0, drop_in=0.0)
-        if self.mode == "window":
-            return self.moc.replace(drop_off=0.0, drop_in=0.0)
-        return self.moc
+        return self.moc  # the window's fixed plan ignores top_k and perturbations
 
 
 @dataclass

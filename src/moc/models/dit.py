@@ -266,16 +266,15 @@ class MultiShotDiT(nn.Module):
         x = frames.new_empty(b, is_video.numel(), d)
         x[:, is_video] = self.patch_in(patchify(frames, c.patch_size))
         slots = table.text_slot[start:][~is_video].clamp_max(c.max_caption_tokens - 1).to(device)
-        x[:, ~is_video] = self.text_embed(text) + self.text_slot(slots)
+        words = self.text_embed(text)
+        x[:, ~is_video] = words + self.text_slot(slots)
         x = x + self.token_type(is_video.long().to(device))
 
         # Condition per shot (index 0: the global caption, clean): noise level + pooled caption.
         cond_index = (shot + 1).to(device)
         valid = (text != PAD_ID).to(x.dtype)
         text_cond = cond_index[~is_video]
-        pooled = x.new_zeros(b, num_shots + 1, d).index_add_(
-            1, text_cond, self.text_embed(text) * valid[..., None]
-        )
+        pooled = x.new_zeros(b, num_shots + 1, d).index_add_(1, text_cond, words * valid[..., None])
         count = x.new_zeros(b, num_shots + 1).index_add_(1, text_cond, valid)
         pooled = pooled / count.clamp_min(1)[..., None]
         t_all = torch.cat([t.new_zeros(b, 1), t], dim=1)

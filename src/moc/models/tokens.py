@@ -26,7 +26,6 @@ class TokenTable:
             shot's first frame (the global caption sits one stride before shot 0) and row = column = 0.
         text_slot: ``(L,)`` int64 index of a caption token within its caption (0 for video tokens).
         grid: ``(rows, columns)`` of patches per frame (from the video segments).
-        shot_starts: ``{shot: first token of that shot's caption or video}``; -1 is the global caption.
     """
 
     is_video: torch.Tensor
@@ -34,7 +33,6 @@ class TokenTable:
     position: torch.Tensor
     text_slot: torch.Tensor
     grid: tuple[int, int]
-    shot_starts: dict[int, int]
 
     @property
     def num_tokens(self) -> int:
@@ -46,11 +44,8 @@ def token_table(layout: Layout, shot_stride: int, grid: tuple[int, int]) -> Toke
     """The :class:`TokenTable` of ``layout`` for frames of ``grid = (rows, columns)`` patches."""
     rows, cols = grid
     is_video, shot, position, slot = [], [], [], []
-    starts: dict[int, int] = {}
-    offset = 0
     for seg in layout.segments:
         s = -1 if seg.shot is None else seg.shot
-        starts.setdefault(s, offset)
         n = seg.num_tokens
         if isinstance(seg, TextSegment):
             is_video.append(torch.zeros(n, dtype=torch.bool))
@@ -70,12 +65,10 @@ def token_table(layout: Layout, shot_stride: int, grid: tuple[int, int]) -> Toke
             is_video.append(torch.ones(n, dtype=torch.bool))
             slot.append(torch.zeros(n, dtype=torch.int64))
         shot.append(torch.full((n,), s, dtype=torch.int64))
-        offset += n
     return TokenTable(
         is_video=torch.cat(is_video),
         shot=torch.cat(shot),
         position=torch.cat(position).long(),
         text_slot=torch.cat(slot),
         grid=grid,
-        shot_starts=starts,
     )

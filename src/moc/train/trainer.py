@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,12 @@ from moc.train.checkpoint import (
     save_checkpoint,
     save_model,
 )
-from moc.train.config import TrainConfig, config_to_dict
+from moc.train.config import TrainConfig, config_from_dict, config_to_dict
 from moc.train.probe import memory_probe
 from moc.world.data import Batch, WorldStream
+from moc.world.metrics import frames_from_tensor
+from moc.world.preview import upscale
+from moc.world.render import to_uint8
 
 PROBE_SEED = 1234
 
@@ -78,22 +82,18 @@ def _ema_update(ema: MultiShotDiT, model: MultiShotDiT, decay: float) -> None:
 
 def _grid(videos: list[np.ndarray], scale: int = 3) -> np.ndarray:
     """Stack ``(F, H, W, 3)`` uint8 videos as rows of frames (nearest upscaling, 2-pixel gaps)."""
-    rows = []
     width = max(v.shape[0] for v in videos)
-    for v in videos:
-        f, h, w, _ = v.shape
-        row = np.full((h * scale + 2, width * (w * scale + 2), 3), 255, np.uint8)
-        for i in range(f):
-            tile = np.repeat(np.repeat(v[i], scale, 0), scale, 1)
-            row[: h * scale, i * (w * scale + 2) : i * (w * scale + 2) + w * scale] = tile
-        rows.append(row)
-    return np.concatenate(rows, 0)
+    h, w = videos[0].shape[1] * scale, videos[0].shape[2] * scale
+    canvas = np.full((len(videos) * (h + 2), width * (w + 2), 3), 255, np.uint8)
+    for r, video in enumerate(videos):
+        for i, frame in enumerate(video):
+            canvas[r * (h + 2) : r * (h + 2) + h, i * (w + 2) : i * (w + 2) + w] = upscale(frame, scale)
+    return canvas
 
 
 def _to_uint8(frames: torch.Tensor) -> np.ndarray:
     """``(F, C, H, W)`` in [-1, 1] -> ``(F, H, W, C)`` uint8."""
-    x = ((frames.clamp(-1, 1) + 1) * 127.5).round().byte()
-    return x.permute(0, 2, 3, 1).numpy()
+    return to_uint8(frames_from_tensor(frames))
 
 
 def write_samples(model: MultiShotDiT, batch: Batch, path: Path, steps: int, spec: AttentionSpec) -> None:
@@ -162,7 +162,8 @@ def train(
     model = MultiShotDiT(config.model)
     if config.run.init:
         load_weights(model, config.run.init)  # a later stage starts from an earlier stage's (EMA) weights
-    ema = copy.deepcopy(model).requires_grad_(False)
+    # The EMA copy is only ever evaluated: in eval mode routing applies no drop-off / drop-in.
+    ema = copy.deepcopy(model).requires_grad_(False).eval()
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=opt_cfg.lr, betas=opt_cfg.betas, weight_decay=opt_cfg.weight_decay
     )
@@ -174,12 +175,8 @@ def train(
         found = checkpoint_dirs(out)
         if not found:
             raise FileNotFoundError(f"{out}: no checkpoint to resume from (looked in {out / 'checkpoints'})")
-        saved_config = found[-1].parent.parent / "config.toml"
+        saved_config = out / "config.toml"
         if saved_config.is_file():
-            import tomllib
-
-            from moc.train.config import config_from_dict
-
             previous = config_from_dict(tomllib.loads(saved_config.read_text()), source=str(saved_config))
             if previous.model != config.model or previous.data != config.data:
                 raise ValueError(
@@ -258,12 +255,7 @@ def train(
                 bar.set_postfix(loss=f"{record['loss']:.4f}", it_s=f"{record['steps_per_s']:.2f}")
                 window_loss, window_steps, window_start = 0.0, 0, now
             if config.log.probe_every and (step % config.log.probe_every == 0 or step == last):
-                probe = memory_probe(
-                    ema,
-                    probe_batch,
-                    spec.__class__(spec.mode, routing.replace(drop_off=0.0, drop_in=0.0), spec.backend),
-                    seed=PROBE_SEED,
-                )
+                probe = memory_probe(ema, probe_batch, spec, seed=PROBE_SEED)
                 record.update(
                     step=step,
                     probe_ratio=probe.ratio,
@@ -277,7 +269,7 @@ def train(
                     probe_batch,
                     out / "samples" / f"step_{step:07d}.png",
                     config.log.sample_steps,
-                    AttentionSpec(spec.mode, routing.replace(drop_off=0.0, drop_in=0.0), spec.backend),
+                    spec,
                 )
             if record:
                 log.write(json.dumps(record) + "\n")
