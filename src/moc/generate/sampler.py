@@ -3,9 +3,9 @@
 Both step the rectified flow ``x_t = (1 - t) x0 + t noise`` from ``t = 1`` to ``0`` in terms of the model's
 clean-sample prediction: ``x_{t'} = (1 - t') x0 + t' (eta fresh + sqrt(1 - eta^2) noise_estimate)`` with
 ``noise_estimate = (x_t - (1 - t) x0) / t``. ``eta = 0`` is the deterministic Euler/DDIM step; ``eta = 1``
-re-draws the noise at every step (ancestral). On the stage-1 model ``eta = 1`` gave cleaner sprites and less
-speckle (mean neighbouring-pixel difference 0.053 against 0.069 for ``eta = 0``; ground truth 0.032), so it is
-the default.
+re-draws the noise at every step (ancestral). On the shipped model ``eta = 1`` gives cleaner sprites and less
+speckle (mean neighbouring-pixel difference 0.047 against 0.065 for ``eta = 0``; ground truth 0.036;
+``benchmarks/sampler_eta.py``), so it is the default.
 
 Autoregressive sampling keeps a :class:`~moc.models.KVCache`: the history's keys and values are computed
 once, when a shot is finished (one extra pass over that shot at ``t = 0``), and every denoising step of
