@@ -17,7 +17,9 @@ model = load_model(sys.argv[1] if len(sys.argv) > 1 else default_checkpoint())
 batch = script_batch([load_script(example_script_path())], model)
 t = torch.full((1, batch.num_shots), 0.5)
 print(f"{batch.layout.num_tokens} tokens ({batch.layout.num_text_tokens} text), {model_cost.__name__}:")
-print("| mode | attention GFLOPs | routing MFLOPs | density | (attention + routing) / dense | token-wise GFLOPs |")
+print(
+    "| mode | attention GFLOPs | routing MFLOPs | density | (attention + routing) / dense | token-wise GFLOPs |"
+)
 print("|---|---|---|---|---|---|")
 for mode in ATTENTION_MODES:
     c = model_cost(model, batch.frames, t, batch.text, batch.layout, AttentionSpec(mode, model.config.moc))

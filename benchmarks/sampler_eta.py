@@ -6,14 +6,14 @@ sampled jointly with 16 steps; ground truth for comparison. Usage: python benchm
 
 import sys
 
-import torch
-
 from moc.generate.scene import default_checkpoint, generate_scenes
 from moc.train import load_model
 from moc.world.data import DataConfig, WorldStream
 
 model = load_model(sys.argv[1] if len(sys.argv) > 1 else default_checkpoint())
-batch = WorldStream(DataConfig(batch_size=4, patch_size=model.config.patch_size), seed=0, split="eval").batch(0)
+batch = WorldStream(DataConfig(batch_size=4, patch_size=model.config.patch_size), seed=0, split="eval").batch(
+    0
+)
 speckle = lambda x: float((x[..., 1:] - x[..., :-1]).abs().mean())
 print(f"ground truth: {speckle(batch.frames):.3f}")
 for eta in (0.0, 0.5, 1.0):
