@@ -1,4 +1,4 @@
-"""FLOPs per sample of the multi-shot DiT in each attention mode, for the shipped 8-shot example (training.md).
+"""FLOPs per sample of the multi-shot DiT in each attention mode on the shipped 8-shot example (training.md).
 
 Usage: python benchmarks/model_cost.py [CHECKPOINT]   (default: the shipped checkpoint)
 """
@@ -17,9 +17,15 @@ model = load_model(sys.argv[1] if len(sys.argv) > 1 else default_checkpoint())
 batch = script_batch([load_script(example_script_path())], model)
 t = torch.full((1, batch.num_shots), 0.5)
 print(f"{batch.layout.num_tokens} tokens ({batch.layout.num_text_tokens} text), {model_cost.__name__}:")
-print(
-    "| mode | attention GFLOPs | routing MFLOPs | density | (attention + routing) / dense | token-wise GFLOPs |"
+columns = (
+    "mode",
+    "attention GFLOPs",
+    "routing MFLOPs",
+    "density",
+    "(attention + routing) / dense",
+    "token-wise GFLOPs",
 )
+print("| " + " | ".join(columns) + " |")
 print("|---|---|---|---|---|---|")
 for mode in ATTENTION_MODES:
     c = model_cost(model, batch.frames, t, batch.text, batch.layout, AttentionSpec(mode, model.config.moc))

@@ -1,7 +1,8 @@
 """Speckle of generated frames against the sampler's noise ``eta`` (the default of moc.generate.sampler).
 
 Mean absolute difference of horizontally neighbouring pixels (in [-1, 1] units) over 4 held-out scenes,
-sampled jointly with 16 steps; ground truth for comparison. Usage: python benchmarks/sampler_eta.py [CHECKPOINT]
+sampled jointly with 16 steps; ground truth for comparison.
+Usage: python benchmarks/sampler_eta.py [CHECKPOINT]
 """
 
 import sys
