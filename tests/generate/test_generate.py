@@ -169,3 +169,32 @@ def test_sampler_noise_eta():
     assert torch.equal(a1, generate_scenes(model, [SCRIPT], steps=3, seed=1, eta=1.0).frames)
     with pytest.raises(ValueError, match="eta must lie in"):
         generate_scenes(model, [SCRIPT], steps=1, eta=1.5)
+
+
+def test_history_noise_commits_a_renoised_shot_once():
+    """History noise changes what joins the cache (at level h), stays seeded, and is refused in joint mode."""
+    model = tiny_model()
+    clean = generate_scenes(model, [SCRIPT], mode="autoregressive", steps=2, seed=1, history_noise=0.0)
+    noisy = generate_scenes(model, [SCRIPT], mode="autoregressive", steps=2, seed=1, history_noise=0.3)
+    again = generate_scenes(model, [SCRIPT], mode="autoregressive", steps=2, seed=1, history_noise=0.3)
+    first = SCRIPT.shot_frames[0]
+    # The first shot has no history, so only later shots can change.
+    assert torch.equal(clean.frames[:, :first], noisy.frames[:, :first])
+    assert not torch.equal(clean.frames[:, first:], noisy.frames[:, first:])
+    assert torch.equal(noisy.frames, again.frames)
+
+    levels = []
+    original = model.forward
+
+    def spy(frames, t, text, layout, **kw):
+        if kw.get("commit"):
+            levels.append(float(t[0, -1]))
+        return original(frames, t, text, layout, **kw)
+
+    model.forward = spy
+    generate_scenes(model, [SCRIPT], mode="autoregressive", steps=1, history_noise=0.3)
+    assert levels == pytest.approx([0.3] * len(SCRIPT.shots))
+    with pytest.raises(ValueError, match="autoregressive mode only"):
+        generate_scenes(model, [SCRIPT], mode="joint", steps=1, history_noise=0.3)
+    with pytest.raises(ValueError, match="history_noise must lie in"):
+        generate_scenes(model, [SCRIPT], mode="autoregressive", steps=1, history_noise=1.0)

@@ -24,7 +24,7 @@ from moc.train import (
     train,
 )
 from moc.train.checkpoint import checkpoint_dirs, load_weights
-from moc.train.trainer import loss_fn, noise_levels
+from moc.train.trainer import loss_fn, noise_levels, random_prefix
 from tests.models.helpers import tiny_batch, tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,6 +56,32 @@ def test_shipped_configs_parse_and_differ_only_in_attention():
         assert other.model.attention == name
         assert other.model.replace(attention="moc") == configs["default"].model
         assert other.data == configs["default"].data and other.train == configs["default"].train
+
+
+def test_baseline_stages_differ_from_the_shipped_stages_only_in_attention_and_weights():
+    for stage in ("stage2", "stage3"):
+        ours, local = (
+            load_config(ROOT / f"configs/default_{stage}.toml"),
+            load_config(ROOT / f"configs/local_{stage}.toml"),
+        )
+        assert local.model == ours.model.replace(attention="local")
+        assert local.run.init is not None and local.run.init.startswith("runs/local")
+        assert dataclasses.replace(local.run, name=ours.run.name, init=ours.run.init) == ours.run
+        assert (local.data, local.train, local.schedule) == (ours.data, ours.train, ours.schedule)
+
+
+def test_random_prefix_cuts_batches_and_draws_nothing_when_off():
+    batch = tiny_batch()
+    gen = torch.Generator().manual_seed(0)
+    counts = {random_prefix(batch, 1.0, gen).num_shots for _ in range(40)}
+    assert counts == set(range(1, batch.num_shots + 1))
+    assert random_prefix(batch, 0.0, gen) is batch
+    prefix = random_prefix(batch, 1.0, torch.Generator().manual_seed(1))
+    config = config_from_dict(tiny_dict(Path("unused")))
+    t = noise_levels(config, prefix, torch.Generator().manual_seed(2))
+    model = MultiShotDiT(tiny_config())
+    pred = model(prefix.frames, t, prefix.text, prefix.layout)
+    assert pred.shape == prefix.frames.shape and torch.isfinite(loss_fn(config, pred, prefix, t))
 
 
 def test_ablation_configs_change_one_thing_each():
@@ -97,6 +123,7 @@ def test_schedule_gives_chunk_size_and_top_k_by_step(tmp_path):
         (lambda d: d["model"]["moc"].update(top_k=-1), "MoCConfig.top_k must be >= 0"),
         (lambda d: d["schedule"][1].update(start=0), "stage starts must increase strictly"),
         (lambda d: d["model"].update(attention="sparse"), "model.attention must be one of"),
+        (lambda d: d["train"].update(prefix_batches=1.5), "train.prefix_batches: must be a probability"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, change, message):

@@ -111,3 +111,20 @@ def test_data_is_fast():
     # Full measurement (batch 16, 6-8 shots) is in docs/world.md; here only a loose floor.
     rate = measure_throughput(DataConfig(batch_size=4), batches=3)
     assert rate > 5.0, f"{rate:.1f} batches/s"
+
+
+def test_batch_prefix_is_the_batch_of_the_first_shots():
+    batch = WorldStream(SMALL, seed=0).batch(1)
+    for shots in (1, 2, batch.num_shots):
+        part = batch.prefix(shots)
+        frames = sum(batch.shot_frames[:shots])
+        assert part.num_shots == shots and part.shot_frames == batch.shot_frames[:shots]
+        assert torch.equal(part.frames, batch.frames[:, :frames])
+        assert torch.equal(part.labels, batch.labels[:, :frames])
+        assert part.layout.segments == batch.layout.segments[: 1 + 2 * shots]
+        assert part.layout.num_text_tokens == part.text.shape[1]
+        assert torch.equal(part.text, batch.text[:, : part.text.shape[1]])
+        assert all(len(s.shots) == shots for s in part.scripts)
+    for bad in (0, batch.num_shots + 1):
+        with pytest.raises(ValueError, match="a prefix needs"):
+            batch.prefix(bad)

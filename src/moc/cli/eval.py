@@ -42,6 +42,12 @@ def memory(
     eta: float = typer.Option(
         1.0, min=0.0, max=1.0, help="Sampler noise (0: deterministic, 1: fresh each step)."
     ),
+    history_noise: float | None = typer.Option(
+        None,
+        min=0.0,
+        max=0.99,
+        help="Autoregressive settings: noise level of finished shots in the history (0: clean).",
+    ),
     batch_size: int = typer.Option(16, min=1, help="Scenes generated together."),
     seed: int = typer.Option(0, help="Seed of the held-out scenes and the noise."),
     out: Path = typer.Option(Path("runs/eval/memory"), help="Output folder."),
@@ -91,6 +97,7 @@ def memory(
         batch_size=batch_size,
         seed=seed,
         eta=eta,
+        history_noise=history_noise,
         log=typer.echo,
     )
     paths = write_results(rows, out)

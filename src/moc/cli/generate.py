@@ -53,6 +53,13 @@ def generate(
     eta: float = typer.Option(
         1.0, "--eta", min=0.0, max=1.0, help="Sampler noise: 0 deterministic, 1 fresh each step."
     ),
+    history_noise: float | None = typer.Option(
+        None,
+        "--history-noise",
+        min=0.0,
+        max=0.99,
+        help="Autoregressive mode: noise level of finished shots in the history (0: clean).",
+    ),
     attention: str | None = typer.Option(
         None, "--attention", help="moc, dense, local or window (default: the model's)."
     ),
@@ -122,6 +129,7 @@ def generate(
                 spec=spec,
                 progress=bar.update,
                 eta=eta,
+                history_noise=history_noise,
             )
         except ValueError as err:
             raise _fail(str(err)) from None

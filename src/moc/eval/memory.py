@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from moc import atomic
+from moc.generate.sampler import HISTORY_NOISE
 from moc.generate.scene import generate_scenes
 from moc.models import AttentionSpec, MultiShotDiT
 from moc.world.data import EVAL_SEED_OFFSET
@@ -63,6 +64,7 @@ def evaluate_memory(
     batch_size: int = 16,
     seed: int = 0,
     eta: float = 1.0,
+    history_noise: float | None = None,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Generate and score held-out scenes for every model and setting.
@@ -85,6 +87,7 @@ def evaluate_memory(
                     seed=seed + start,
                     spec=entry.spec,
                     eta=eta,
+                    history_noise=history_noise if setting.mode == "autoregressive" else None,
                 )
                 videos += list(frames_from_tensor(result.frames))
                 record_density.append((result.record.density, len(part)))
@@ -101,6 +104,7 @@ def evaluate_memory(
                 "chunk_size": entry.spec.moc.chunk_size,
                 "scenes": len(scripts),
                 "eta": eta,
+                "history_noise": _history_noise(setting.mode, history_noise),
                 "density": sum(d * n for d, n in record_density) / len(scripts),
                 "flops_ratio": sum(f * n for f, n in record_flops) / len(scripts),
                 "s_per_scene": wall / len(scripts),
@@ -199,6 +203,13 @@ def zero_shot_variants(
             )
             out.append(EvalModel(f"{label}→moc k={k} chunk={chunk or 'frame'}", model, spec))
     return out
+
+
+def _history_noise(mode: str, history_noise: float | None) -> float | None:
+    """The history noise level a setting ran with (``None`` for joint sampling, which has no history)."""
+    if mode != "autoregressive":
+        return None
+    return HISTORY_NOISE if history_noise is None else history_noise
 
 
 __all__ = [

@@ -8,8 +8,11 @@ speckle (mean neighbouring-pixel difference 0.047 against 0.065 for ``eta = 0``;
 ``benchmarks/sampler_eta.py``), so it is the default.
 
 Autoregressive sampling keeps a :class:`~moc.models.KVCache`: the history's keys and values are computed
-once, when a shot is finished (one extra pass over that shot at ``t = 0``), and every denoising step of
-the next shot runs only that shot's tokens against them.
+once, when a shot is finished (one extra pass over that shot), and every denoising step of the next shot runs
+only that shot's tokens against them. A finished shot can join the history slightly re-noised
+(``history_noise``): the model then reads its own imperfect output as what training showed it, a noisy
+observation of a scene, instead of trusting every flaw as ground truth (history noise augmentation, as in
+diffusion forcing). The noise is drawn once per shot, so the cache stays exact.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from moc.layout import Layout, VideoSegment
 from moc.models import AttentionRecord, AttentionSpec, KVCache, MultiShotDiT
 
 Progress = Callable[[int], None]
+
+HISTORY_NOISE = 0.0
+"""The default level at which finished shots join the history in autoregressive sampling."""
 
 
 def time_grid(steps: int) -> torch.Tensor:
@@ -128,16 +134,21 @@ def sample_autoregressive(
     record: AttentionRecord | None = None,
     progress: Progress | None = None,
     eta: float = 1.0,
+    history_noise: float = HISTORY_NOISE,
 ) -> torch.Tensor:
     """Generate shot by shot, each conditioned on the clean shots before it through cached keys/values.
 
-    Args: as :func:`sample_joint`. The layout must be shot after shot (``Layout.interleaved``).
+    Args: as :func:`sample_joint`, plus
+        history_noise: the noise level ``t`` in [0, 1) at which a finished shot joins the history (0: clean).
+            The layout must be shot after shot (``Layout.interleaved``).
 
     Returns:
         ``(B, F, C, H, W)`` frames in [-1, 1].
     """
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must lie in [0, 1], got {eta}")
+    if not 0.0 <= history_noise < 1.0:
+        raise ValueError(f"history_noise must lie in [0, 1), got {history_noise}")
     b = text.shape[0]
     device = text.device
     cache = KVCache()
@@ -159,10 +170,15 @@ def sample_autoregressive(
             x = step(x, x0, t, t_next, eta, generator)
             if progress:
                 progress(1)
-        # Commit the finished shot: its keys/values at t = 0 join the history once.
+        # Commit the finished shot: its keys/values (at level history_noise) join the history once.
+        level = torch.zeros(b, num_shots, device=device)
+        history = x0
+        if history_noise > 0:
+            level[:, shot] = history_noise
+            history = (1 - history_noise) * x0 + history_noise * _noise(tuple(x0.shape), generator, device)
         model(
-            x0,
-            torch.zeros(b, num_shots, device=device),
+            history,
+            level,
             run_text,
             prefix,
             spec=spec,

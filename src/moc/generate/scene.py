@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import textwrap
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from moc import atomic
-from moc.generate.sampler import sample_autoregressive, sample_joint
+from moc.generate.sampler import HISTORY_NOISE, sample_autoregressive, sample_joint
 from moc.layout import Layout
 from moc.models import AttentionRecord, AttentionSpec, MultiShotDiT
 from moc.world.data import Batch, DataConfig, make_batch
@@ -111,6 +112,7 @@ def generate_scenes(
     spec: AttentionSpec | None = None,
     progress: Callable[[int], None] | None = None,
     eta: float = 1.0,
+    history_noise: float | None = None,
 ) -> Generation:
     """Generate one video per script (all scripts must share frames per shot).
 
@@ -123,6 +125,9 @@ def generate_scenes(
         spec: attention mode and MoC config (default: the model's).
         progress: called with 1 per denoising step.
         eta: sampler noise (0: deterministic Euler; 1: fresh noise each step, the default).
+        history_noise: autoregressive mode only: the noise level at which a finished shot joins the
+            history (0: clean; ``None``: :data:`~moc.generate.sampler.HISTORY_NOISE`; see
+            :func:`~moc.generate.sampler.sample_autoregressive`).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -130,7 +135,12 @@ def generate_scenes(
     spec = spec or model.default_spec()  # eval mode: routing applies no drop-off / drop-in
     batch = script_batch(scripts, model)
     record = AttentionRecord()
-    sampler = sample_joint if mode == "joint" else sample_autoregressive
+    if history_noise is not None and mode != "autoregressive":
+        raise ValueError("history noise applies to the autoregressive mode only")
+    sampler = sample_joint
+    if mode == "autoregressive":
+        noise = HISTORY_NOISE if history_noise is None else history_noise
+        sampler = functools.partial(sample_autoregressive, history_noise=noise)
     gen = torch.Generator().manual_seed(seed)
     begin = time.perf_counter()
     frames = sampler(

@@ -52,6 +52,9 @@ class OptimConfig:
         t_mean, t_std: per-shot noise levels ``t = sigmoid(N(t_mean, t_std))`` (logit-normal, as LCT).
         clean_history: probability that a sample's shots before a random shot are clean (``t = 0``), the
             situation of shot-by-shot generation.
+        prefix_batches: probability that a batch is cut after a random shot (1 to all of its shots), so the
+            model also sees the short sequences that shot-by-shot generation runs (its first shot alone,
+            then each prefix). 0 keeps whole scenes only and draws no random number for it.
         character_weight: loss weight of pixels covered by a character (1 = plain MSE). The optimum of a
             per-pixel weighted MSE is still the posterior mean, so this only speeds up learning sprites.
         threads: ``torch.set_num_threads`` (0: leave PyTorch's default).
@@ -68,6 +71,7 @@ class OptimConfig:
     t_mean: float = 0.0
     t_std: float = 1.0
     clean_history: float = 0.25
+    prefix_batches: float = 0.0
     character_weight: float = 4.0
     threads: int = 0
 
@@ -239,6 +243,9 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
     checkpoint = _build(CheckpointConfig, data.get("checkpoint", {}), source, "checkpoint")
     if train.steps <= 0:
         raise _fail(source, "train.steps", f"must be > 0, got {train.steps}")
+    for key in ("clean_history", "prefix_batches"):
+        if not 0.0 <= getattr(train, key) <= 1.0:
+            raise _fail(source, f"train.{key}", f"must be a probability in [0, 1], got {getattr(train, key)}")
     if checkpoint.every <= 0 or checkpoint.keep <= 0:
         raise _fail(source, "checkpoint", "every and keep must be > 0")
     return TrainConfig(run, model, data_config, train, schedule, log, checkpoint, source=source)

@@ -66,6 +66,13 @@ def noise_levels(config: TrainConfig, batch: Batch, generator: torch.Generator) 
     return torch.where(history, torch.zeros_like(t), t)
 
 
+def random_prefix(batch: Batch, probability: float, generator: torch.Generator) -> Batch:
+    """With ``probability``, ``batch`` cut after a uniformly drawn shot (1..all); else ``batch`` itself."""
+    draw = torch.rand(1, generator=generator).item()
+    shots = int(torch.randint(1, batch.num_shots + 1, (1,), generator=generator))
+    return batch.prefix(shots) if draw < probability else batch
+
+
 def loss_fn(config: TrainConfig, pred: torch.Tensor, batch: Batch, t: torch.Tensor) -> torch.Tensor:
     """Character-weighted x0 MSE over the noisy shots (clean history shots carry no loss)."""
     weight = 1.0 + (config.train.character_weight - 1.0) * (batch.labels >= 0).float()  # (B, F, H, W)
@@ -215,6 +222,8 @@ def train(
     with metrics_path.open("a") as log:
         for step in range(start + 1, last + 1):
             batch = stream.batch(step - 1)
+            if opt_cfg.prefix_batches > 0:  # no draw at 0, so configs without prefixes replay exactly
+                batch = random_prefix(batch, opt_cfg.prefix_batches, noise_gen)
             routing = config.routing_at(step - 1)
             spec = AttentionSpec(config.model.attention, routing, config.model.backend)
             t = noise_levels(config, batch, noise_gen)

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from collections.abc import Iterator, Sequence
@@ -122,6 +123,23 @@ class Batch:
     @property
     def num_shots(self) -> int:
         return len(self.shot_frames)
+
+    def prefix(self, shots: int) -> Batch:
+        """The batch cut after its first ``shots`` shots (frames, masks, captions, layout and scripts)."""
+        if not 1 <= shots <= self.num_shots:
+            raise ValueError(f"a prefix needs 1..{self.num_shots} shots, got {shots}")
+        frames = sum(self.shot_frames[:shots])
+        return Batch(
+            frames=self.frames[:, :frames],
+            labels=self.labels[:, :frames],
+            captions=self.captions[:, :shots],
+            global_caption=self.global_caption,
+            frame_shot=self.frame_shot[:frames],
+            shot_frames=self.shot_frames[:shots],
+            layout=Layout(self.layout.segments[: 1 + 2 * shots]),
+            scripts=tuple(dataclasses.replace(s, shots=s.shots[:shots]) for s in self.scripts),
+            seeds=self.seeds,
+        )
 
     def __len__(self) -> int:
         return self.frames.shape[0]
