@@ -138,6 +138,55 @@ def test_memory_eval_runs_end_to_end(tmp_path):
     assert paths["chart"].stat().st_size > 1000 and json.loads(paths["json"].read_text()) == rows
 
 
+def test_eval_merge_joins_runs_that_scored_the_same_scenes(tmp_path, checkpoint):
+    app = build_app()
+    common = ["--scenes", "1", "--steps", "1", "--shots", "2", "--long-shots", "0"]
+    for label in ("a", "b"):
+        result = CliRunner().invoke(
+            app,
+            ["eval", "memory", "--model", f"{label}={checkpoint}", *common, "--out", str(tmp_path / label)],
+        )
+        assert result.exit_code == 0, result.output
+    merged = CliRunner().invoke(
+        app, ["eval", "merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "m")]
+    )
+    assert merged.exit_code == 0, merged.output
+    rows = json.loads((tmp_path / "m/results.json").read_text())
+    assert [(r["setting"], r["model"]) for r in rows] == [
+        ("joint 2 shots", "a"),
+        ("joint 2 shots", "b"),
+        ("autoregressive 2 shots", "a"),
+        ("autoregressive 2 shots", "b"),
+    ]
+    # Same weights, scenes and noise: the two runs score identically.
+    assert rows[0]["metrics"] == rows[1]["metrics"] and rows[2]["metrics"] == rows[3]["metrics"]
+    again = CliRunner().invoke(
+        app, ["eval", "merge", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(tmp_path / "x")]
+    )
+    assert again.exit_code == 2 and "same (setting, model label)" in again.output
+    other = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "memory",
+            "--model",
+            f"c={checkpoint}",
+            *common,
+            "--seed",
+            "5",
+            "--out",
+            str(tmp_path / "c"),
+        ],
+    )
+    assert other.exit_code == 0, other.output
+    mixed = CliRunner().invoke(
+        app, ["eval", "merge", str(tmp_path / "a"), str(tmp_path / "c"), "--out", str(tmp_path / "y")]
+    )
+    assert mixed.exit_code == 2 and "differ in 'seed'" in mixed.output
+    missing = CliRunner().invoke(app, ["eval", "merge", str(tmp_path / "none"), "--out", str(tmp_path / "z")])
+    assert missing.exit_code == 2 and "no such file" in missing.output
+
+
 def test_cli_eval_memory_errors(tmp_path, checkpoint):
     app = build_app()
     assert "LABEL=PATH" in CliRunner().invoke(app, ["eval", "memory", "--model", "nolabel"]).output

@@ -118,3 +118,27 @@ def curves(
     except FileNotFoundError as err:
         raise _fail(str(err)) from None
     typer.echo(f"wrote {path}")
+
+
+@app.command()
+def merge(
+    results: list[Path] = typer.Argument(
+        ..., help="Folders of `moc eval memory` runs (each with results.json)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Output folder for the merged results.json, table.md, chart.png."
+    ),
+) -> None:
+    """Merge evaluations run separately (e.g. one model per core) into one table and chart.
+
+    Runs with the same ``--scenes``, ``--seed``, ``--steps`` and ``--eta`` score the same held-out scenes
+    from the same noise, so their rows compare exactly as if one run had evaluated every model.
+    """
+    from moc.eval.memory import merge_results, write_results
+
+    try:
+        rows = merge_results(results)
+    except (FileNotFoundError, ValueError) as err:
+        raise _fail(str(err)) from None
+    for kind, path in write_results(rows, out).items():
+        typer.echo(f"  {kind:6s} {path}")

@@ -103,6 +103,8 @@ def evaluate_memory(
                 "top_k": entry.spec.moc.top_k,
                 "chunk_size": entry.spec.moc.chunk_size,
                 "scenes": len(scripts),
+                "seed": seed,
+                "steps": steps,
                 "eta": eta,
                 "history_noise": _history_noise(setting.mode, history_noise),
                 "density": sum(d * n for d, n in record_density) / len(scripts),
@@ -190,6 +192,33 @@ def write_results(rows: Sequence[dict[str, Any]], out: Path) -> dict[str, Path]:
     return paths
 
 
+def merge_results(folders: Sequence[Path]) -> list[dict[str, Any]]:
+    """The rows of several ``results.json`` files, grouped by setting (first-seen order), then by folder.
+
+    Raises:
+        FileNotFoundError: a folder without ``results.json``.
+        ValueError: runs that scored different scenes, sampler settings or noise, or repeat a label.
+    """
+    runs = []
+    for folder in folders:
+        path = Path(folder) / "results.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file (run `moc eval memory --out {folder}` first)")
+        runs.append(json.loads(path.read_text()))
+    rows = [row for run in runs for row in run]
+    keys = {(r["setting"], r["model"]) for r in rows}
+    if len(keys) != len(rows):
+        raise ValueError("two runs hold the same (setting, model label); give the models distinct labels")
+    for field in ("scenes", "eta", "seed", "steps"):
+        values = {(r["setting"], r.get(field)) for r in rows}
+        if len(values) != len({r["setting"] for r in rows}):
+            raise ValueError(
+                f"the runs differ in {field!r} within a setting; they did not score the same scenes"
+            )
+    order = list(dict.fromkeys(r["setting"] for r in rows))
+    return sorted(rows, key=lambda r: order.index(r["setting"]))
+
+
 def zero_shot_variants(
     label: str, model: MultiShotDiT, top_ks: Sequence[int], chunk_sizes: Sequence[int | None]
 ) -> list[EvalModel]:
@@ -218,6 +247,7 @@ __all__ = [
     "eval_scripts",
     "evaluate_memory",
     "markdown_table",
+    "merge_results",
     "write_chart",
     "write_results",
     "zero_shot_variants",
