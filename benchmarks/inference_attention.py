@@ -1,0 +1,54 @@
+"""One model's memory scores with other attention at inference, or other history noise.
+
+Joint mode: the model's own attention, then local-only, dense, and MoC with top_k 1 and 6, all on the same
+scenes and noise. Autoregressive mode: the model's own attention at each ``--history-noise`` level.
+docs/results.md §1b and §5 quote the results.
+
+Usage:
+    python benchmarks/inference_attention.py CHECKPOINT [--mode joint|autoregressive] [--history-noise 0,0.2]
+        [--scenes 32] [--out runs/eval/variants]
+"""
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from moc.eval.memory import EvalModel, Setting, evaluate_memory, write_results
+from moc.models import AttentionSpec
+from moc.train import load_model
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("checkpoint")
+parser.add_argument("--mode", choices=("joint", "autoregressive"), default="joint")
+parser.add_argument("--history-noise", default="0", help="comma-separated levels (autoregressive mode)")
+parser.add_argument("--scenes", type=int, default=32)
+parser.add_argument("--shots", type=int, default=8)
+parser.add_argument("--out", type=Path, default=Path("runs/eval/variants"))
+args = parser.parse_args()
+
+torch.set_num_threads(1)
+model = load_model(args.checkpoint)
+own = model.default_spec()
+setting = Setting(args.mode, args.shots)
+rows = []
+if args.mode == "joint":
+    entries = [
+        EvalModel("moc", model, own),
+        EvalModel("moc-as-local", model, dataclasses.replace(own, mode="local")),
+        EvalModel("moc-as-dense", model, dataclasses.replace(own, mode="dense")),
+        *(
+            EvalModel(f"moc k={k}", model, AttentionSpec("moc", own.moc.replace(top_k=k), own.backend))
+            for k in (1, 6)
+        ),
+    ]
+    rows = evaluate_memory(entries, [setting], scenes=args.scenes)
+else:
+    for level in (float(x) for x in args.history_noise.split(",")):
+        found = evaluate_memory(
+            [EvalModel(f"moc h={level:g}", model, own)], [setting], scenes=args.scenes, history_noise=level
+        )
+        rows += found
+for kind, path in write_results(rows, args.out).items():
+    print(f"  {kind:6s} {path}")
