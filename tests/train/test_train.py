@@ -84,6 +84,13 @@ def test_random_prefix_cuts_batches_and_draws_nothing_when_off():
     assert pred.shape == prefix.frames.shape and torch.isfinite(loss_fn(config, pred, prefix, t))
 
 
+def test_every_config_under_configs_parses():
+    paths = sorted((ROOT / "configs").rglob("*.toml"))
+    assert len(paths) >= 10
+    for path in paths:
+        load_config(path)  # raises ConfigError naming the file and key
+
+
 def test_ablation_configs_change_one_thing_each():
     both = load_config(ROOT / "configs/ablations/both.toml")
     changes = {
