@@ -32,7 +32,7 @@ torch.set_num_threads(1)
 model = load_model(args.checkpoint)
 own = model.default_spec()
 setting = Setting(args.mode, args.shots)
-rows = []
+rows: list[dict] = []
 if args.mode == "joint":
     entries = [
         EvalModel("moc", model, own),
@@ -43,12 +43,10 @@ if args.mode == "joint":
             for k in (1, 6)
         ),
     ]
-    rows = evaluate_memory(entries, [setting], scenes=args.scenes)
+    rows += evaluate_memory(entries, [setting], scenes=args.scenes)
 else:
     for level in (float(x) for x in args.history_noise.split(",")):
-        found = evaluate_memory(
-            [EvalModel(f"moc h={level:g}", model, own)], [setting], scenes=args.scenes, history_noise=level
-        )
-        rows += found
+        entry = EvalModel(f"moc h={level:g}", model, own)
+        rows += evaluate_memory([entry], [setting], scenes=args.scenes, history_noise=level)
 for kind, path in write_results(rows, args.out).items():
     print(f"  {kind:6s} {path}")

@@ -75,6 +75,7 @@ def evaluate_memory(
     rows = []
     for setting in settings:
         scripts = eval_scripts(scenes, setting.shots, seed)
+        level = _history_noise(setting.mode, history_noise)
         for entry in models:
             videos, record_density, record_flops, wall = [], [], [], 0.0
             for start in range(0, len(scripts), batch_size):
@@ -87,7 +88,7 @@ def evaluate_memory(
                     seed=seed + start,
                     spec=entry.spec,
                     eta=eta,
-                    history_noise=history_noise if setting.mode == "autoregressive" else None,
+                    history_noise=level,
                 )
                 videos += list(frames_from_tensor(result.frames))
                 record_density.append((result.record.density, len(part)))
@@ -106,7 +107,7 @@ def evaluate_memory(
                 "seed": seed,
                 "steps": steps,
                 "eta": eta,
-                "history_noise": _history_noise(setting.mode, history_noise),
+                "history_noise": level,
                 "density": sum(d * n for d, n in record_density) / len(scripts),
                 "flops_ratio": sum(f * n for f, n in record_flops) / len(scripts),
                 "s_per_scene": wall / len(scripts),

@@ -16,11 +16,10 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -137,7 +136,7 @@ class Batch:
             frame_shot=self.frame_shot[:frames],
             shot_frames=self.shot_frames[:shots],
             layout=Layout(self.layout.segments[: 1 + 2 * shots]),
-            scripts=tuple(dataclasses.replace(s, shots=s.shots[:shots]) for s in self.scripts),
+            scripts=tuple(replace(s, shots=s.shots[:shots]) for s in self.scripts),
             seeds=self.seeds,
         )
 
