@@ -28,7 +28,8 @@ columns = (
 print("| " + " | ".join(columns) + " |")
 print("|---|---|---|---|---|---|")
 for mode in ATTENTION_MODES:
-    c = model_cost(model, batch.frames, t, batch.text, batch.layout, AttentionSpec(mode, model.config.moc))
+    spec = AttentionSpec(mode, model.config.moc)
+    c = model_cost(model, batch.frames, t, batch.text, batch.layout, spec, ids=batch.ids)
     print(
         f"| {mode} | {c.attention_flops / 1e9:.3f} | {c.routing_flops / 1e6:.1f} | {c.density:.3f} "
         f"| {c.attention_ratio:.3f} | {c.linear_flops / 1e9:.3f} |"

@@ -9,6 +9,7 @@ from moc.config import MoCConfig
 from moc.layout import VIDEO
 from moc.models import ATTENTION_MODES, AttentionRecord, AttentionSpec, KVCache, ModelConfig, model_cost
 from moc.models.attention import attend
+from moc.models.tokens import ScriptIds
 from moc.routing.window import previous_shot_plan
 from tests.models.helpers import tiny_batch, tiny_model
 
@@ -95,6 +96,57 @@ def test_cache_runs_only_new_tokens_and_commits_once_per_call():
     assert cache.length == first.num_tokens  # not committed
     with pytest.raises(ValueError, match="frames"):
         model(batch.frames, t, batch.text[:, first.num_text_tokens :], layout, cache=cache)
+
+
+def test_script_ids_are_checked_and_shape_the_prediction():
+    batch = tiny_batch(batch_size=2, shots=3)
+    t = torch.rand(2, batch.num_shots)
+    model = tiny_model(script_ids=True)
+    out = model(batch.frames, t, batch.text, batch.layout, ids=batch.ids)
+    swapped = ScriptIds(batch.ids.places.flip(0), batch.ids.lanes.flip(0))
+    assert (model(batch.frames, t, batch.text, batch.layout, ids=swapped) - out).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="reads the script's ids"):
+        model(batch.frames, t, batch.text, batch.layout)
+    with pytest.raises(ValueError, match=r"ids must be places \(B, S\) = \(2, 3\)"):
+        model(batch.frames, t, batch.text, batch.layout, ids=batch.ids.prefix(2))
+    too_big = ScriptIds(batch.ids.places, batch.ids.lanes + 11)
+    with pytest.raises(ValueError, match=r"ids.lanes must lie in \[0, 11\)"):
+        model(batch.frames, t, batch.text, batch.layout, ids=too_big)
+    # A model without ids ignores them.
+    plain = tiny_model()
+    torch.testing.assert_close(
+        plain(batch.frames, t, batch.text, batch.layout, ids=swapped),
+        plain(batch.frames, t, batch.text, batch.layout),
+    )
+
+
+def test_shot_by_shot_runs_read_the_ids_of_their_own_shot():
+    """With cached history, a run depends on its own shot's ids and not on the cached shots' ids."""
+    batch = tiny_batch(batch_size=1, shots=2)
+    model = tiny_model(script_ids=True)
+    layout = batch.layout
+    first = type(layout)(layout.segments[:3])
+    f0, n0 = batch.shot_frames[0], first.num_text_tokens
+    t = torch.tensor([[0.0, 0.7]])
+    cache = KVCache()
+    model(
+        batch.frames[:, :f0],
+        t[:, :1],
+        batch.text[:, :n0],
+        first,
+        cache=cache,
+        commit=True,
+        ids=batch.ids.prefix(1),
+    )
+
+    def run(places, lanes):
+        ids = ScriptIds(torch.tensor([places]), torch.tensor([lanes]))
+        return model(batch.frames[:, f0:], t, batch.text[:, n0:], layout, cache=cache, ids=ids)
+
+    base = run([0, 1], [[0, 1, 1, 0], [2, 2, 3, 3]])
+    torch.testing.assert_close(run([5, 1], [[4, 4, 4, 4], [2, 2, 3, 3]]), base, rtol=0, atol=0)
+    assert (run([0, 1], [[0, 1, 1, 0], [2, 2, 3, 0]]) - base).abs().max() > 1e-4
+    assert (run([0, 2], [[0, 1, 1, 0], [2, 2, 3, 3]]) - base).abs().max() > 1e-4
 
 
 def test_model_cost_counts_attention_from_plans():

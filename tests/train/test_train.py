@@ -59,7 +59,7 @@ def test_shipped_configs_parse_and_differ_only_in_attention():
 
 
 def test_baseline_stages_differ_from_the_shipped_stages_only_in_attention_and_weights():
-    for stage in ("stage2", "stage3"):
+    for stage in ("stage2", "stage3", "stage4"):
         ours, local = (
             load_config(ROOT / f"configs/default_{stage}.toml"),
             load_config(ROOT / f"configs/local_{stage}.toml"),
@@ -204,6 +204,28 @@ def test_init_starts_a_stage_from_earlier_weights(tmp_path):
     second["run"]["out"] = str(tmp_path / "stage3")
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         train(config_from_dict(second), progress=False)
+
+
+def test_a_stage_can_add_script_ids_to_earlier_weights(tmp_path):
+    """Growing a checkpoint by the id embeddings keeps its function; any other difference is refused."""
+    batch = tiny_batch()
+    path = save_model(MultiShotDiT(tiny_config()), tmp_path / "plain.safetensors")
+    plain = load_model(path)
+    with torch.no_grad():
+        for p in plain.parameters():
+            p.normal_(0.0, 0.1)
+    path = save_model(plain, tmp_path / "plain.safetensors")
+    grown = MultiShotDiT(tiny_config(script_ids=True)).eval()
+    with pytest.raises(CheckpointError, match="script_ids: checkpoint False vs model True"):
+        load_weights(grown, path)
+    load_weights(grown, path, grow=True)
+    t = torch.rand(len(batch), batch.num_shots)
+    torch.testing.assert_close(
+        grown(batch.frames, t, batch.text, batch.layout, ids=batch.ids),
+        plain(batch.frames, t, batch.text, batch.layout),
+    )
+    with pytest.raises(CheckpointError, match="width: checkpoint 24 vs model 32"):
+        load_weights(MultiShotDiT(tiny_config(width=32, script_ids=True)), path, grow=True)
 
 
 def test_resume_without_checkpoint_and_with_changed_model_fail(tmp_path):

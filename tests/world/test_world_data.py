@@ -19,7 +19,8 @@ from moc.world import (
     shot_caption,
 )
 from moc.world.captions import tokenize
-from moc.world.data import measure_throughput
+from moc.world.data import lane_rows, measure_throughput
+from moc.world.script import PLACE_IDS, Action, Script, Shot
 
 SMALL = DataConfig(batch_size=3)
 
@@ -125,6 +126,39 @@ def test_batch_prefix_is_the_batch_of_the_first_shots():
         assert part.layout.num_text_tokens == part.text.shape[1]
         assert torch.equal(part.text, batch.text[:, : part.text.shape[1]])
         assert all(len(s.shots) == shots for s in part.scripts)
+        assert torch.equal(part.ids.places, batch.ids.places[:, :shots])
+        assert torch.equal(part.ids.lanes, batch.ids.lanes[:, :shots])
     for bad in (0, batch.num_shots + 1):
         with pytest.raises(ValueError, match="a prefix needs"):
             batch.prefix(bad)
+
+
+def test_script_ids_place_each_character_on_the_patch_rows_of_its_sprite():
+    batch = WorldStream(DataConfig(batch_size=4, patch_size=8), seed=0).batch(2)
+    rows = batch.frames.shape[-2] // 8
+    assert batch.ids.lanes.shape == (4, batch.num_shots, rows)
+    frame_shot = batch.frame_shot
+    for b, script in enumerate(batch.scripts):
+        assert batch.ids.places[b].tolist() == [PLACE_IDS.index(s.place) for s in script.shots]
+        for s, shot in enumerate(script.shots):
+            lanes = batch.ids.lanes[b, s]
+            assert set(lanes.tolist()) - {0} == {c + 1 for c in shot.character_ids}
+            # Every pixel a character covers lies in a patch row of that character or of none.
+            labels = batch.labels[b, frame_shot == s]  # (F, H, W)
+            for row in range(rows):
+                seen = set(labels[:, row * 8 : (row + 1) * 8].unique().tolist()) - {-1}
+                owner = int(lanes[row]) - 1
+                assert seen <= ({owner} if owner >= 0 else set()) or len(seen) == 0, (b, s, row, seen)
+
+
+def test_lane_rows_by_number_of_characters():
+    def shot(*ids):
+        return Shot(place="A", characters=tuple(Action(id=i) for i in ids), frames=2)
+
+    script = Script(cast=(3, 7), places=("A",), shots=(shot(), shot(3), shot(3, 7), shot(7, 3)))
+    assert lane_rows(script, height=32, patch_size=8, sprite_size=12).tolist() == [
+        [0, 0, 0, 0],
+        [0, 4, 4, 0],  # one character: a sprite centred in the frame (rows 10..21)
+        [4, 4, 8, 8],
+        [8, 8, 4, 4],
+    ]

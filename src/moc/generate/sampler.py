@@ -24,6 +24,7 @@ import torch
 
 from moc.layout import Layout, VideoSegment
 from moc.models import AttentionRecord, AttentionSpec, KVCache, MultiShotDiT
+from moc.models.tokens import ScriptIds
 
 Progress = Callable[[int], None]
 
@@ -70,6 +71,7 @@ def sample_joint(
     record: AttentionRecord | None = None,
     progress: Progress | None = None,
     eta: float = 1.0,
+    ids: ScriptIds | None = None,
 ) -> torch.Tensor:
     """Denoise all shots together (the paper's main mode).
 
@@ -84,6 +86,7 @@ def sample_joint(
         record: accumulates attention cost and routing hits.
         progress: called with 1 after each step.
         eta: 0 deterministic, 1 fresh noise at every step (see the module docstring).
+        ids: the script's ids of every shot (for models with ``script_ids``).
 
     Returns:
         ``(B, F, C, H, W)`` frames in [-1, 1].
@@ -99,7 +102,7 @@ def sample_joint(
     for i in range(steps):
         t, t_next = float(grid[i]), float(grid[i + 1])
         level = torch.full((b, shots), t, device=text.device)
-        x0 = model(x, level, text, layout, spec=spec, record=record).clamp(-1, 1)
+        x0 = model(x, level, text, layout, spec=spec, record=record, ids=ids).clamp(-1, 1)
         x = step(x, x0, t, t_next, eta, generator)
         if progress:
             progress(1)
@@ -135,6 +138,7 @@ def sample_autoregressive(
     progress: Progress | None = None,
     eta: float = 1.0,
     history_noise: float = HISTORY_NOISE,
+    ids: ScriptIds | None = None,
 ) -> torch.Tensor:
     """Generate shot by shot, each conditioned on the clean shots before it through cached keys/values.
 
@@ -160,13 +164,16 @@ def sample_autoregressive(
         text_done = prefix.num_text_tokens
         frames = prefix.segments[-1].frames  # type: ignore[union-attr]
         num_shots = len(prefix.shots)
+        run_ids = None if ids is None else ids.prefix(num_shots)
         x = _noise((b, frames, *frame_shape), generator, device)
         x0 = x
         for i in range(steps):
             t, t_next = float(grid[i]), float(grid[i + 1])
             level = torch.zeros(b, num_shots, device=device)
             level[:, shot] = t
-            x0 = model(x, level, run_text, prefix, spec=spec, cache=cache, record=record).clamp(-1, 1)
+            x0 = model(x, level, run_text, prefix, spec=spec, cache=cache, record=record, ids=run_ids).clamp(
+                -1, 1
+            )
             x = step(x, x0, t, t_next, eta, generator)
             if progress:
                 progress(1)
@@ -184,6 +191,7 @@ def sample_autoregressive(
             spec=spec,
             cache=cache,
             commit=True,
+            ids=run_ids,
         )
         shots_out.append(x0)
     return torch.cat(shots_out, dim=1)

@@ -154,6 +154,7 @@ def generate_scenes(
         record=record,
         progress=progress,
         eta=eta,
+        ids=batch.ids,
     )
     return Generation(frames, batch, record, time.perf_counter() - begin, mode, spec)
 

@@ -33,6 +33,11 @@ class ModelConfig:
             ``chunk_size`` and ``top_k`` per step). Its ``chunk_size``, ``causal`` and anchors also shape the
             baselines ``local`` and ``window``.
         backend: MoC attention backend (``"auto"`` picks by size; see ``moc.attention.select_backend``).
+        script_ids: add an embedding of the script's ids to the video tokens (the shot's place, and the
+            character standing in each patch row; :class:`~moc.models.tokens.ScriptIds`). Without them a
+            token learns which character it shows only through several attention hops via the caption,
+            and chunk means cannot tell two characters apart.
+        num_ids: size of the place and character id tables (the world has 10 of each).
     """
 
     width: int = 128
@@ -48,6 +53,8 @@ class ModelConfig:
     attention: str = "moc"
     moc: MoCConfig = field(default_factory=lambda: MoCConfig(chunk_size=None, top_k=3))
     backend: str = "auto"
+    script_ids: bool = False
+    num_ids: int = 10
 
     def __post_init__(self) -> None:
         for name in (
@@ -59,6 +66,7 @@ class ModelConfig:
             "vocab_size",
             "max_caption_tokens",
             "shot_stride",
+            "num_ids",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -73,6 +81,8 @@ class ModelConfig:
             raise TypeError(f"model.moc must be a MoCConfig, got {type(self.moc).__name__}")
         if not self.mlp_ratio > 0:
             raise ValueError(f"model.mlp_ratio must be > 0, got {self.mlp_ratio!r}")
+        if not isinstance(self.script_ids, bool):
+            raise ValueError(f"model.script_ids must be true or false, got {self.script_ids!r}")
         if self.backend not in ("auto", "reference", "varlen", "flex"):
             raise ValueError(f"model.backend must be auto, reference, varlen or flex, got {self.backend!r}")
 

@@ -9,6 +9,7 @@ import torch
 from moc.layout import Layout
 from moc.models.attention import AttentionRecord, AttentionSpec
 from moc.models.dit import MultiShotDiT
+from moc.models.tokens import ScriptIds
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ def model_cost(
     text: torch.Tensor,
     layout: Layout,
     spec: AttentionSpec | None = None,
+    ids: ScriptIds | None = None,
 ) -> ModelCost:
     """Run one forward pass on a batch and report the cost per sample (routing depends on the content).
 
@@ -64,7 +66,7 @@ def model_cost(
     was_training = model.training
     model.eval()
     try:
-        model(frames, t, text, layout, spec=spec, record=record)
+        model(frames, t, text, layout, spec=spec, record=record, ids=ids)
     finally:
         model.train(was_training)
     b = frames.shape[0]

@@ -10,6 +10,8 @@ text and video tokens attend jointly (MMDiT-style, one set of weights plus a tok
   the global caption uses ``t = 0``).
 * Positions: 3D RoPE over (time, row, column) with each shot offset by ``shot_stride`` in time; captions
   share the time of their shot and carry a learned slot embedding for word order.
+* With ``script_ids`` on, video tokens also get an embedding of the script's ids where they are: the shot's
+  place and the character standing in their patch row (:class:`~moc.models.tokens.ScriptIds`).
 * Shot-by-shot generation runs only the new tokens against a :class:`KVCache` of the history's keys and
   values, which are computed once per shot and reused at every denoising step.
 """
@@ -26,7 +28,7 @@ from torch import nn
 from moc.layout import Layout
 from moc.models.attention import AttentionRecord, AttentionSpec, attend
 from moc.models.config import ModelConfig
-from moc.models.tokens import TokenTable, token_table
+from moc.models.tokens import ScriptIds, TokenTable, token_table
 
 PAD_ID = 0
 
@@ -178,6 +180,12 @@ class MultiShotDiT(nn.Module):
         self.token_type = nn.Embedding(2, d)
         self.time_mlp = nn.Sequential(nn.Linear(256, d), nn.SiLU(), nn.Linear(d, d))
         self.caption_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        if config.script_ids:
+            # Zero at the start: a model grown from a checkpoint without ids computes the same function.
+            self.place_id = nn.Embedding(config.num_ids, d)
+            self.character_id = nn.Embedding(config.num_ids + 1, d, padding_idx=0)
+            nn.init.zeros_(self.place_id.weight)
+            nn.init.zeros_(self.character_id.weight)
         self.blocks = nn.ModuleList(Block(config, i) for i in range(config.depth))
         self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.final_ada = nn.Linear(d, 2 * d)
@@ -193,6 +201,11 @@ class MultiShotDiT(nn.Module):
         """The attention spec of the config (mode, MoC config, backend)."""
         c = self.config
         return AttentionSpec(c.attention, c.moc, c.backend)
+
+    @property
+    def script_id_parameters(self) -> tuple[str, ...]:
+        """Names of the id embeddings' weights (empty without ``script_ids``)."""
+        return ("place_id.weight", "character_id.weight") if self.config.script_ids else ()
 
     def table(self, layout: Layout, frame_size: tuple[int, int]) -> TokenTable:
         p = self.config.patch_size
@@ -213,6 +226,7 @@ class MultiShotDiT(nn.Module):
         commit: bool = False,
         generator: torch.Generator | None = None,
         record: AttentionRecord | None = None,
+        ids: ScriptIds | None = None,
     ) -> torch.Tensor:
         """Predict the clean frames of the tokens after ``cache.length`` (all tokens without a cache).
 
@@ -227,6 +241,8 @@ class MultiShotDiT(nn.Module):
             commit: store the run's keys/values in ``cache`` (after the run ``cache.length == len(layout)``).
             generator: random generator of drop-off / drop-in in training mode.
             record: accumulates attention cost and routing hits.
+            ids: the script's ids of every shot of ``layout`` (required with ``script_ids``, ignored
+                without; cached shots' entries are ignored).
 
         Returns:
             ``(B, F, C, H, W)`` predicted clean frames.
@@ -261,6 +277,9 @@ class MultiShotDiT(nn.Module):
                 f"text ids must lie in [0, {c.vocab_size}), got {int(text.min())}..{int(text.max())}"
             )
 
+        if c.script_ids:
+            self._check_ids(ids, b, num_shots, table.grid[0])
+
         d = c.width
         device = frames.device
         x = frames.new_empty(b, is_video.numel(), d)
@@ -269,6 +288,10 @@ class MultiShotDiT(nn.Module):
         words = self.text_embed(text)
         x[:, ~is_video] = words + self.text_slot(slots)
         x = x + self.token_type(is_video.long().to(device))
+        if c.script_ids:
+            assert ids is not None
+            rows = table.position[start:][is_video, 1]
+            x[:, is_video] += self._id_embedding(ids.to(device), shot[is_video].to(device), rows.to(device))
 
         # Condition per shot (index 0: the global caption, clean): noise level + pooled caption.
         cond_index = (shot + 1).to(device)
@@ -300,3 +323,22 @@ class MultiShotDiT(nn.Module):
         shift, scale = self.final_ada(F.silu(cond))[:, cond_index].chunk(2, dim=-1)
         y = self.out(modulate(self.final_norm(x), shift, scale))[:, is_video.to(device)]
         return unpatchify(y, num_frames, c.channels, table.grid, c.patch_size)
+
+    def _check_ids(self, ids: ScriptIds | None, batch: int, shots: int, rows: int) -> None:
+        if ids is None:
+            raise ValueError("this model reads the script's ids (model.script_ids); pass ids=ScriptIds(...)")
+        if ids.places.shape != (batch, shots) or ids.lanes.shape != (batch, shots, rows):
+            raise ValueError(
+                f"ids must be places (B, S) = ({batch}, {shots}) and lanes (B, S, R) = ({batch}, {shots}, "
+                f"{rows}), got {tuple(ids.places.shape)} and {tuple(ids.lanes.shape)}"
+            )
+        n = self.config.num_ids
+        for name, value, high in (("places", ids.places, n), ("lanes", ids.lanes, n + 1)):
+            if value.numel() and (int(value.min()) < 0 or int(value.max()) >= high):
+                raise ValueError(
+                    f"ids.{name} must lie in [0, {high}), got {int(value.min())}..{int(value.max())}"
+                )
+
+    def _id_embedding(self, ids: ScriptIds, shot: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
+        """``(B, N, d)``: place + character embedding of ``N`` video tokens (their shots and patch rows)."""
+        return self.place_id(ids.places[:, shot]) + self.character_id(ids.lanes[:, shot, row])

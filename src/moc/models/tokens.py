@@ -2,6 +2,9 @@
 
 Computed once per ``(Layout, shot_stride)`` and cached; the model slices it when it runs only a suffix of
 the sequence (shot-by-shot generation with cached history keys).
+
+:class:`ScriptIds` carries what a scene script says is where in each shot (its place, and which character
+stands in which rows): the ids a caption names, laid out on the patch grid.
 """
 
 from __future__ import annotations
@@ -37,6 +40,43 @@ class TokenTable:
     @property
     def num_tokens(self) -> int:
         return int(self.shot.numel())
+
+
+@dataclass(frozen=True)
+class ScriptIds:
+    """The ids a scene script places in each shot, on the patch grid (never how anything looks).
+
+    A caption already names the shot's place and its characters in lane order; these are the same ids laid
+    out where they are, so that a video token knows *which* character or place it shows without inferring
+    it through the caption. Appearances stay hidden: an id says who, never what they look like.
+
+    Attributes:
+        places: ``(B, S)`` int64 place index of every shot (0 for place ``A`` ... 9 for ``J``).
+        lanes: ``(B, S, R)`` int64, per shot and patch row: ``1 +`` the id of the character whose sprite
+            rows cover the most of that patch row, ``0`` where no character stands (a character keeps its
+            lane for the whole shot, so rows are constant within a shot).
+    """
+
+    places: torch.Tensor
+    lanes: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.places.dim() != 2 or self.lanes.dim() != 3 or self.lanes.shape[:2] != self.places.shape:
+            raise ValueError(
+                f"ScriptIds needs places (B, S) and lanes (B, S, R), got {tuple(self.places.shape)} and "
+                f"{tuple(self.lanes.shape)}"
+            )
+
+    @property
+    def num_shots(self) -> int:
+        return self.places.shape[1]
+
+    def prefix(self, shots: int) -> ScriptIds:
+        """The ids of the first ``shots`` shots."""
+        return ScriptIds(self.places[:, :shots], self.lanes[:, :shots])
+
+    def to(self, device: torch.device | str) -> ScriptIds:
+        return ScriptIds(self.places.to(device), self.lanes.to(device))
 
 
 @functools.lru_cache(maxsize=128)

@@ -67,18 +67,30 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
 
 
-def load_weights(model: MultiShotDiT, path: str | Path) -> None:
-    """Load weights into ``model``; raise if the file was written for a different architecture."""
+def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -> None:
+    """Load weights into ``model``; raise if the file was written for a different architecture.
+
+    Args:
+        grow: the checkpoint may lack the model's script-id embeddings (written with ``script_ids`` off for a
+            model with it on: a later training stage adds them); they keep their zero start, so the grown
+            model computes what the checkpoint computed.
+    """
     path = Path(path)
     meta = read_metadata(path)
+    expected = model.state_dict()
+    new = set(model.script_id_parameters) if grow else set()
     if CONFIG_KEY in meta:
         saved = model_config_from_json(meta[CONFIG_KEY])
         ours = model.config
+        free = {"attention", "moc", "backend"}
+        if grow and not saved.script_ids and ours.script_ids:
+            free |= {"script_ids", "num_ids"}
+        else:
+            new = set()
         diff = [
             f.name
             for f in dataclasses.fields(ModelConfig)
-            if f.name not in ("attention", "moc", "backend")
-            and getattr(saved, f.name) != getattr(ours, f.name)
+            if f.name not in free and getattr(saved, f.name) != getattr(ours, f.name)
         ]
         if diff:
             details = ", ".join(
@@ -86,8 +98,7 @@ def load_weights(model: MultiShotDiT, path: str | Path) -> None:
             )
             raise CheckpointError(f"{path}: checkpoint is for a different architecture ({details})")
     state = load_file(str(path))
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
+    missing = sorted(set(expected) - set(state) - new)
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
     if missing or unexpected or wrong:
@@ -95,7 +106,7 @@ def load_weights(model: MultiShotDiT, path: str | Path) -> None:
             f"{path}: checkpoint does not fit this architecture "
             f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shapes {wrong[:3]})"
         )
-    model.load_state_dict(state)
+    model.load_state_dict({**{k: expected[k] for k in new if k not in state}, **state})
 
 
 def load_model(path: str | Path, **overrides: Any) -> MultiShotDiT:

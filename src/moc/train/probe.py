@@ -58,7 +58,7 @@ def memory_probe(
             t = torch.where(shots[None] == target[:, None], TARGET_T, t)
             tf = t[:, batch.frame_shot][..., None, None, None]
             x_t = (1 - tf) * batch.frames + tf * noise
-            pred = model(x_t, t, batch.text, batch.layout, spec=spec)
+            pred = model(x_t, t, batch.text, batch.layout, spec=spec, ids=batch.ids)
             err = (pred - batch.frames).pow(2).mean(2)  # (B, F, H, W)
             in_target = (batch.frame_shot[None] == target[:, None])[..., None, None].expand_as(err)
             in_target = in_target & keep[:, None, None, None]

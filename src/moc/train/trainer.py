@@ -27,6 +27,7 @@ import torch
 
 from moc import atomic
 from moc.models import AttentionSpec, MultiShotDiT, count_parameters
+from moc.models.tokens import ScriptIds
 from moc.train.checkpoint import (
     checkpoint_dirs,
     load_checkpoint,
@@ -119,6 +120,7 @@ def write_samples(model: MultiShotDiT, batch: Batch, path: Path, steps: int, spe
         steps=steps,
         generator=gen,
         spec=spec,
+        ids=ScriptIds(batch.ids.places[:n], batch.ids.lanes[:n]),
     )
     videos = []
     for i in range(n):
@@ -168,7 +170,8 @@ def train(
     torch.manual_seed(config.run.seed)
     model = MultiShotDiT(config.model)
     if config.run.init:
-        load_weights(model, config.run.init)  # a later stage starts from an earlier stage's (EMA) weights
+        # A later stage starts from an earlier stage's (EMA) weights, possibly adding the script ids.
+        load_weights(model, config.run.init, grow=True)
     # The EMA copy is only ever evaluated: in eval mode routing applies no drop-off / drop-in.
     ema = copy.deepcopy(model).requires_grad_(False).eval()
     optimizer = torch.optim.AdamW(
@@ -233,7 +236,7 @@ def train(
             lr = learning_rate(config, step - 1)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            pred = model(x_t, t, batch.text, batch.layout, spec=spec, generator=route_gen)
+            pred = model(x_t, t, batch.text, batch.layout, spec=spec, generator=route_gen, ids=batch.ids)
             loss = loss_fn(config, pred, batch, t)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from moc.layout import Layout
+from moc.models.tokens import ScriptIds
 from moc.world.captions import (
     Vocabulary,
     caption_length,
@@ -32,8 +33,9 @@ from moc.world.captions import (
     global_caption_length,
     shot_caption,
 )
+from moc.world.render import default_sprite_size, lane_top
 from moc.world.scene import Scene
-from moc.world.script import Script, ScriptConfig
+from moc.world.script import PLACE_IDS, Script, ScriptConfig
 
 SPLITS = {"train": 0, "eval": 1}
 EVAL_SEED_OFFSET = 2**62
@@ -99,6 +101,7 @@ class Batch:
         shot_frames: frames per shot (shared by the batch).
         layout: the packed sequence ``[global text][text 0][video 0][text 1][video 1]...`` with
             ``C`` tokens per caption, ``G`` global tokens and ``tokens_per_frame`` tokens per frame.
+        ids: the scripts' place and character ids on the patch grid (:func:`script_ids`).
         scripts: each element's script (for evaluation; never the hidden appearance).
         seeds: each element's scene seed: ``Scene.random(seed, config.script, shot_frames=shot_frames)``
             rebuilds it.
@@ -111,6 +114,7 @@ class Batch:
     frame_shot: torch.Tensor
     shot_frames: tuple[int, ...]
     layout: Layout
+    ids: ScriptIds
     scripts: tuple[Script, ...]
     seeds: tuple[int, ...]
 
@@ -136,6 +140,7 @@ class Batch:
             frame_shot=self.frame_shot[:frames],
             shot_frames=self.shot_frames[:shots],
             layout=Layout(self.layout.segments[: 1 + 2 * shots]),
+            ids=self.ids.prefix(shots),
             scripts=tuple(replace(s, shots=s.shots[:shots]) for s in self.scripts),
             seeds=self.seeds,
         )
@@ -149,6 +154,31 @@ def _layout(shot_frames: tuple[int, ...], tokens_per_frame: int, caption: int, g
     return Layout.interleaved(
         shot_frames, tokens_per_frame, caption_tokens=caption, global_caption_tokens=global_
     )
+
+
+def lane_rows(script: Script, height: int, patch_size: int, sprite_size: int) -> np.ndarray:
+    """``(S, height / patch_size)`` int64: per shot and patch row, 1 + the id of the character whose sprite
+    rows overlap that patch row the most (0: none). The lanes are the render's (:func:`render.lane_top`)."""
+    size = sprite_size
+    rows = height // patch_size
+    out = np.zeros((len(script.shots), rows), dtype=np.int64)
+    starts = np.arange(rows) * patch_size
+    for s, shot in enumerate(script.shots):
+        best = np.zeros(rows, dtype=np.int64)
+        for lane, action in enumerate(shot.characters):
+            top = lane_top(lane, len(shot.characters), height, size)
+            overlap = np.clip(np.minimum(starts + patch_size, top + size) - np.maximum(starts, top), 0, None)
+            wins = overlap > best
+            out[s, wins] = action.id + 1
+            best = np.maximum(best, overlap)
+    return out
+
+
+def script_ids(scripts: Sequence[Script], height: int, patch_size: int, sprite_size: int) -> ScriptIds:
+    """The :class:`~moc.models.tokens.ScriptIds` of scripts that share their number of shots."""
+    places = [[PLACE_IDS.index(shot.place) for shot in s.shots] for s in scripts]
+    lanes = np.stack([lane_rows(s, height, patch_size, sprite_size) for s in scripts])
+    return ScriptIds(torch.tensor(places, dtype=torch.int64), torch.from_numpy(lanes))
 
 
 def make_batch(scenes: Sequence[Scene], config: DataConfig, seeds: Sequence[int] | None = None) -> Batch:
@@ -188,6 +218,14 @@ def make_batch(scenes: Sequence[Scene], config: DataConfig, seeds: Sequence[int]
         frame_shot=torch.from_numpy(scenes[0].script.frame_shot),
         shot_frames=shot_frames,
         layout=_layout(shot_frames, config.tokens_per_frame, c_len, g_len),  # type: ignore[arg-type]
+        ids=script_ids(
+            [s.script for s in scenes],
+            config.height,
+            config.patch_size,
+            default_sprite_size(config.height, config.width)
+            if config.sprite_size is None
+            else config.sprite_size,
+        ),
         scripts=tuple(s.script for s in scenes),
         seeds=tuple(int(s.script.seed) for s in scenes) if seeds is None else tuple(int(x) for x in seeds),
     )
@@ -282,6 +320,8 @@ __all__ = [
     "DataConfig",
     "WorldStream",
     "eval_set",
+    "lane_rows",
     "make_batch",
     "measure_throughput",
+    "script_ids",
 ]
