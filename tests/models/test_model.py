@@ -9,6 +9,7 @@ from moc.config import MoCConfig
 from moc.layout import VIDEO
 from moc.models import ATTENTION_MODES, AttentionRecord, AttentionSpec, KVCache, ModelConfig, model_cost
 from moc.models.attention import attend
+from moc.models.dit import rope_tables
 from moc.models.tokens import ScriptIds
 from moc.routing.window import previous_shot_plan
 from tests.models.helpers import tiny_batch, tiny_model
@@ -147,6 +148,21 @@ def test_shot_by_shot_runs_read_the_ids_of_their_own_shot():
     torch.testing.assert_close(run([5, 1], [[4, 4, 4, 4], [2, 2, 3, 3]]), base, rtol=0, atol=0)
     assert (run([0, 1], [[0, 1, 1, 0], [2, 2, 3, 0]]) - base).abs().max() > 1e-4
     assert (run([0, 2], [[0, 1, 1, 0], [2, 2, 3, 3]]) - base).abs().max() > 1e-4
+
+
+def test_time_nope_pairs_leave_the_lowest_time_frequencies_unrotated():
+    position = torch.tensor([[0, 1, 2], [9, 0, 3], [57, 3, 1]])
+    cos0, sin0 = rope_tables(position, 32, 100.0)
+    cos2, sin2 = rope_tables(position, 32, 100.0, time_nope_pairs=2)
+    time_pairs = 16 - 2 * 5
+    nope = slice(time_pairs - 2, time_pairs)
+    assert torch.equal(cos2[:, nope], torch.ones(3, 2)) and torch.equal(sin2[:, nope], torch.zeros(3, 2))
+    keep = torch.ones(16, dtype=torch.bool)
+    keep[nope] = False
+    assert torch.equal(cos2[:, keep], cos0[:, keep]) and torch.equal(sin2[:, keep], sin0[:, keep])
+    assert not torch.equal(cos0[:, nope], cos2[:, nope])
+    with pytest.raises(ValueError, match=r"time_nope_pairs must be an int in \[0, 6\]"):
+        ModelConfig(width=128, heads=4, time_nope_pairs=7)
 
 
 def test_model_cost_counts_attention_from_plans():

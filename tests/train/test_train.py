@@ -59,7 +59,7 @@ def test_shipped_configs_parse_and_differ_only_in_attention():
 
 
 def test_baseline_stages_differ_from_the_shipped_stages_only_in_attention_and_weights():
-    for stage in ("stage2", "stage3", "stage4"):
+    for stage in ("stage2", "stage3", "stage4", "stage5"):
         ours, local = (
             load_config(ROOT / f"configs/default_{stage}.toml"),
             load_config(ROOT / f"configs/local_{stage}.toml"),
@@ -226,6 +226,12 @@ def test_a_stage_can_add_script_ids_to_earlier_weights(tmp_path):
     )
     with pytest.raises(CheckpointError, match="width: checkpoint 24 vs model 32"):
         load_weights(MultiShotDiT(tiny_config(width=32, script_ids=True)), path, grow=True)
+    # A stage may also move to partial RoPE on the same weights; a plain load may not.
+    partial = MultiShotDiT(tiny_config(time_nope_pairs=1))
+    with pytest.raises(CheckpointError, match="time_nope_pairs: checkpoint 0 vs model 1"):
+        load_weights(partial, path)
+    load_weights(partial, path, grow=True)
+    assert all(torch.equal(a, b) for a, b in zip(partial.parameters(), plain.parameters()))
 
 
 def test_resume_without_checkpoint_and_with_changed_model_fail(tmp_path):

@@ -38,6 +38,9 @@ class ModelConfig:
             token learns which character it shows only through several attention hops via the caption,
             and chunk means cannot tell two characters apart.
         num_ids: size of the place and character id tables (the world has 10 of each).
+        time_nope_pairs: how many of the lowest time frequencies of each head carry no rotation (partial
+            RoPE). With every dimension rotated, a query can match a key's content only at the time distances
+            it learned; unrotated dimensions compare content at any shot distance.
     """
 
     width: int = 128
@@ -55,6 +58,7 @@ class ModelConfig:
     backend: str = "auto"
     script_ids: bool = False
     num_ids: int = 10
+    time_nope_pairs: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -81,6 +85,16 @@ class ModelConfig:
             raise TypeError(f"model.moc must be a MoCConfig, got {type(self.moc).__name__}")
         if not self.mlp_ratio > 0:
             raise ValueError(f"model.mlp_ratio must be > 0, got {self.mlp_ratio!r}")
+        time_pairs = self.head_dim // 2 - 2 * (self.head_dim // 2 // 3)
+        if (
+            isinstance(self.time_nope_pairs, bool)
+            or not isinstance(self.time_nope_pairs, int)
+            or not (0 <= self.time_nope_pairs <= time_pairs)
+        ):
+            raise ValueError(
+                f"model.time_nope_pairs must be an int in [0, {time_pairs}] (the time pairs of a "
+                f"{self.head_dim}-dim head), got {self.time_nope_pairs!r}"
+            )
         if not isinstance(self.script_ids, bool):
             raise ValueError(f"model.script_ids must be true or false, got {self.script_ids!r}")
         if self.backend not in ("auto", "reference", "varlen", "flex"):

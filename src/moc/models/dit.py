@@ -72,14 +72,24 @@ def timestep_embedding(t: torch.Tensor, dim: int, scale: float = 1000.0) -> torc
     return torch.cat([angles.cos(), angles.sin()], dim=-1)
 
 
-def rope_tables(position: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin ``(L, head_dim / 2)`` for 3D positions ``(L, 3)``; time gets the frequencies left over."""
+def rope_tables(
+    position: torch.Tensor, head_dim: int, theta: float, time_nope_pairs: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin ``(L, head_dim / 2)`` for 3D positions ``(L, 3)``; time gets the frequencies left over.
+
+    The ``time_nope_pairs`` lowest time frequencies are not rotated at all: on those dimensions ``q . k``
+    compares content at any distance in time, which retrieval across many shots needs.
+    """
     half = head_dim // 2
     spatial = half // 3
     sizes = (half - 2 * spatial, spatial, spatial)
+    if not 0 <= time_nope_pairs <= sizes[0]:
+        raise ValueError(f"time_nope_pairs must lie in [0, {sizes[0]}] for head dim {head_dim}")
     angles = []
     for axis, n in enumerate(sizes):
         freqs = theta ** (-torch.arange(n, dtype=torch.float32) / max(1, n))
+        if axis == 0 and time_nope_pairs:
+            freqs[n - time_nope_pairs :] = 0.0
         angles.append(position[:, axis, None].float() * freqs)
     a = torch.cat(angles, dim=-1)
     return a.cos(), a.sin()
@@ -303,7 +313,7 @@ class MultiShotDiT(nn.Module):
         t_all = torch.cat([t.new_zeros(b, 1), t], dim=1)
         cond = self.time_mlp(timestep_embedding(t_all, 256).to(x.dtype)) + self.caption_mlp(pooled)
 
-        cos, sin = rope_tables(table.position[start:], c.head_dim, c.rope_theta)
+        cos, sin = rope_tables(table.position[start:], c.head_dim, c.rope_theta, c.time_nope_pairs)
         ctx = Context(
             layout=layout,
             spec=spec or self.default_spec(),

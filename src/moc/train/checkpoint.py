@@ -71,9 +71,10 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
     """Load weights into ``model``; raise if the file was written for a different architecture.
 
     Args:
-        grow: the checkpoint may lack the model's script-id embeddings (written with ``script_ids`` off for a
-            model with it on: a later training stage adds them); they keep their zero start, so the grown
-            model computes what the checkpoint computed.
+        grow: for a later training stage: the checkpoint may lack the model's script-id embeddings (written
+            with ``script_ids`` off for a model with it on); they keep their zero start, so the grown model
+            computes what the checkpoint computed. The stage may also change ``time_nope_pairs`` (the same
+            weights under partial RoPE).
     """
     path = Path(path)
     meta = read_metadata(path)
@@ -82,7 +83,7 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
     if CONFIG_KEY in meta:
         saved = model_config_from_json(meta[CONFIG_KEY])
         ours = model.config
-        free = {"attention", "moc", "backend"}
+        free = {"attention", "moc", "backend"} | ({"time_nope_pairs"} if grow else set())
         if grow and not saved.script_ids and ours.script_ids:
             free |= {"script_ids", "num_ids"}
         else:
