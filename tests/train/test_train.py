@@ -24,7 +24,9 @@ from moc.train import (
     train,
 )
 from moc.train.checkpoint import checkpoint_dirs, load_weights
+from moc.train.probe import binding_probe, binding_set, binding_target
 from moc.train.trainer import loss_fn, noise_levels, random_prefix
+from moc.world.data import DataConfig, WorldStream
 from tests.models.helpers import tiny_batch, tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -274,3 +276,31 @@ def test_cli_train_runs_a_tiny_config(tmp_path):
     assert "trained 2 steps" in result.output
     saved = tomllib.loads((tmp_path / "cli/config.toml").read_text())
     assert config_from_dict(saved) == dataclasses.replace(config_from_dict(data), source="<dict>")
+
+
+def test_binding_probe_renames_earlier_characters_and_keeps_their_frames():
+    config = DataConfig(batch_size=8, patch_size=8)
+    scenes = WorldStream(config, seed=0, split="eval").scenes(0)
+    probe = binding_set(scenes, config, seed=0)
+    batch, relabelled = probe.batch, probe.relabelled
+    assert 0 < len(batch) <= 8 and torch.equal(batch.frames, relabelled.frames)
+    for script, renamed, target in zip(batch.scripts, relabelled.scripts, probe.target.tolist()):
+        assert binding_target(script) == target
+        for s, (shot, other) in enumerate(zip(script.shots, renamed.shots)):
+            if s < target:  # a derangement: nobody keeps their name before the revisit
+                assert all(a.id != b.id for a, b in zip(shot.characters, other.characters))
+            else:
+                assert shot == other
+    first = batch.layout.offsets[1]  # caption tokens of shot 0 onwards differ, the global caption does not
+    assert torch.equal(batch.text[:, :first], relabelled.text[:, :first])
+    assert not torch.equal(batch.ids.lanes, relabelled.ids.lanes)
+    model = MultiShotDiT(tiny_config(script_ids=True))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.1)
+    result = binding_probe(model, probe)
+    assert result.binding_ratio != 1.0 and result.memory_ratio != 1.0
+    assert result.loss_true == binding_probe(model, probe).loss_true  # fixed noise
+    lonely = [s for s in scenes if binding_target(s.script) is None]
+    with pytest.raises(ValueError, match=r"none of the scenes has a character revisit"):
+        binding_set(lonely, config)

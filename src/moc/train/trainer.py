@@ -36,7 +36,7 @@ from moc.train.checkpoint import (
     save_model,
 )
 from moc.train.config import TrainConfig, config_from_dict, config_to_dict
-from moc.train.probe import memory_probe
+from moc.train.probe import binding_probe, binding_set, binding_target, memory_probe
 from moc.world.data import Batch, WorldStream
 from moc.world.metrics import frames_from_tensor
 from moc.world.preview import upscale
@@ -209,7 +209,13 @@ def train(
 
     stream = WorldStream(config.data, seed=config.run.seed)
     probe_data = dataclasses.replace(config.data, batch_size=config.log.probe_scenes)
-    probe_batch = WorldStream(probe_data, seed=config.run.seed, split="eval").batch(0)
+    probe_stream = WorldStream(probe_data, seed=config.run.seed, split="eval")
+    probe_batch = probe_stream.batch(0)
+    probe_scenes = probe_stream.scenes(0)
+    # A small probe set may hold no character revisit; then no binding ratio is logged.
+    binding = None
+    if any(binding_target(scene.script) is not None for scene in probe_scenes):
+        binding = binding_set(probe_scenes, probe_data, seed=config.run.seed)
     last = config.train.steps if stop_after is None else min(stop_after, config.train.steps)
     bar = tqdm(
         total=config.train.steps,
@@ -275,6 +281,10 @@ def train(
                     probe_loss_clean=probe.loss_clean_history,
                     probe_loss_noise=probe.loss_noise_history,
                 )
+                if binding is not None:
+                    record["probe_binding_ratio"] = binding_probe(
+                        ema, binding, spec, PROBE_SEED
+                    ).binding_ratio
             if config.log.sample_every and (step % config.log.sample_every == 0 or step == last):
                 write_samples(
                     ema,
