@@ -133,6 +133,8 @@ def test_schedule_gives_chunk_size_and_top_k_by_step(tmp_path):
         (lambda d: d["schedule"][1].update(start=0), "stage starts must increase strictly"),
         (lambda d: d["model"].update(attention="sparse"), "model.attention must be one of"),
         (lambda d: d["train"].update(prefix_batches=1.5), "train.prefix_batches: must be a probability"),
+        (lambda d: d["train"].update(id_lr_scale=0.0), "train.id_lr_scale: must be > 0"),
+        (lambda d: d["model"].update(time_nope_pairs=9), "model.time_nope_pairs must be an int in"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, change, message):
@@ -304,3 +306,15 @@ def test_binding_probe_renames_earlier_characters_and_keeps_their_frames():
     lonely = [s for s in scenes if binding_target(s.script) is None]
     with pytest.raises(ValueError, match=r"none of the scenes has a character revisit"):
         binding_set(lonely, config)
+
+
+def test_id_embeddings_learn_at_their_own_rate(tmp_path):
+    data = tiny_dict(tmp_path / "ids", steps=2)
+    data["model"].update(script_ids=True)
+    data["train"].update(id_lr_scale=10.0, warmup=0, weight_decay=0.0)
+    train(config_from_dict(data), progress=False)
+    state = torch.load(next((tmp_path / "ids/checkpoints").glob("step_*/state.pt")), weights_only=False)
+    groups = state["optimizer"]["param_groups"]
+    assert [g["lr_scale"] for g in groups] == [1.0, 10.0]
+    assert groups[1]["lr"] == pytest.approx(10 * groups[0]["lr"]) and groups[0]["lr"] > 0
+    assert len(groups[1]["params"]) == 2  # the place and the character table

@@ -174,8 +174,13 @@ def train(
         load_weights(model, config.run.init, grow=True)
     # The EMA copy is only ever evaluated: in eval mode routing applies no drop-off / drop-in.
     ema = copy.deepcopy(model).requires_grad_(False).eval()
+    ids = set(model.script_id_parameters)
+    named = list(model.named_parameters())
+    groups = [{"params": [p for n, p in named if n not in ids], "lr_scale": 1.0}]
+    if ids:
+        groups.append({"params": [p for n, p in named if n in ids], "lr_scale": opt_cfg.id_lr_scale})
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=opt_cfg.lr, betas=opt_cfg.betas, weight_decay=opt_cfg.weight_decay
+        groups, lr=opt_cfg.lr, betas=opt_cfg.betas, weight_decay=opt_cfg.weight_decay
     )
     noise_gen = torch.Generator().manual_seed(config.run.seed + 1)
     route_gen = torch.Generator().manual_seed(config.run.seed + 2)
@@ -241,7 +246,7 @@ def train(
             x_t = (1 - tf) * batch.frames + tf * noise
             lr = learning_rate(config, step - 1)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["lr_scale"]
             pred = model(x_t, t, batch.text, batch.layout, spec=spec, generator=route_gen, ids=batch.ids)
             loss = loss_fn(config, pred, batch, t)
             optimizer.zero_grad(set_to_none=True)
