@@ -205,6 +205,21 @@ def test_cli_eval_curves(tmp_path):
     result = CliRunner().invoke(build_app(), ["eval", "curves", str(run), "--out", str(tmp_path / "c.png")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "c.png").stat().st_size > 1000
+    with Image.open(tmp_path / "c.png") as three:
+        width_three = three.size[0]
+    rows.append(
+        {
+            "step": 30,
+            "loss": 0.1,
+            "probe_ratio": 1.2,
+            "probe_character_ratio": 1.1,
+            "probe_binding_ratio": 1.0,
+        }
+    )
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = CliRunner().invoke(build_app(), ["eval", "curves", str(run), "--out", str(tmp_path / "d.png")])
+    with Image.open(tmp_path / "d.png") as four:
+        assert result.exit_code == 0 and four.size[0] > width_three  # the binding panel was added
     missing = CliRunner().invoke(build_app(), ["eval", "curves", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "no metrics" in missing.output
 

@@ -17,16 +17,20 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 
 
 def write_curves(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
-    """A PNG with the training loss and the probe ratios (all pixels, character pixels) per run."""
+    """A PNG with the training loss and the probe ratios (all pixels, character pixels, binding) per run.
+
+    The binding panel is drawn only when a run logged ``probe_binding_ratio`` (runs from before it existed
+    did not).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    for run in run_dirs:
-        rows = read_metrics(run)
-        label = Path(run).name
+    runs = [(Path(run).name, read_metrics(run)) for run in run_dirs]
+    binding = any("probe_binding_ratio" in r for _, rows in runs for r in rows)
+    fig, axes = plt.subplots(1, 4 if binding else 3, figsize=(18.5 if binding else 14, 3.8))
+    for label, rows in runs:
         loss = [(r["step"], r["loss"]) for r in rows if "loss" in r]
         probe = [
             (r["step"], r["probe_ratio"], r["probe_character_ratio"]) for r in rows if "probe_ratio" in r
@@ -36,9 +40,14 @@ def write_curves(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
             steps, ratio, character = zip(*probe)
             axes[1].plot(steps, ratio, marker=".", label=label)
             axes[2].plot(steps, character, marker=".", label=label)
+        bound = [(r["step"], r["probe_binding_ratio"]) for r in rows if "probe_binding_ratio" in r]
+        if bound:
+            axes[3].plot(*zip(*bound), marker=".", label=label)
     axes[0].set(title="training loss (character-weighted x0 MSE)", xlabel="step", yscale="log")
     axes[1].set(title="memory probe: loss(noisy history) / loss(clean history)", xlabel="step")
     axes[2].set(title="memory probe on character pixels", xlabel="step")
+    if binding:
+        axes[3].set(title="binding probe: loss(renamed history) / loss(true)", xlabel="step")
     for ax in axes[1:]:
         ax.axhline(1.0, color="grey", ls="--", lw=0.8)
     for ax in axes:
