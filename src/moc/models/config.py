@@ -7,6 +7,15 @@ from dataclasses import dataclass, field, replace
 from moc.config import MoCConfig
 
 ATTENTION_MODES = ("moc", "dense", "local", "window")
+
+
+def rope_pairs(head_dim: int) -> tuple[int, int, int]:
+    """Frequency pairs of a head's 3D RoPE per axis ``(time, row, column)``: time gets what is left over."""
+    half = head_dim // 2
+    spatial = half // 3
+    return half - 2 * spatial, spatial, spatial
+
+
 """``moc``: routed MoC attention. The baselines share every other line of code:
 ``dense`` (full attention), ``local`` (anchors only: captions and the own shot, ``top_k=0``) and
 ``window`` (anchors plus every chunk of the previous shot)."""
@@ -85,7 +94,7 @@ class ModelConfig:
             raise TypeError(f"model.moc must be a MoCConfig, got {type(self.moc).__name__}")
         if not self.mlp_ratio > 0:
             raise ValueError(f"model.mlp_ratio must be > 0, got {self.mlp_ratio!r}")
-        time_pairs = self.head_dim // 2 - 2 * (self.head_dim // 2 // 3)
+        time_pairs = rope_pairs(self.head_dim)[0]
         if (
             isinstance(self.time_nope_pairs, bool)
             or not isinstance(self.time_nope_pairs, int)

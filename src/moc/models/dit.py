@@ -27,7 +27,7 @@ from torch import nn
 
 from moc.layout import Layout
 from moc.models.attention import AttentionRecord, AttentionSpec, attend
-from moc.models.config import ModelConfig
+from moc.models.config import ModelConfig, rope_pairs
 from moc.models.tokens import ScriptIds, TokenTable, token_table
 
 PAD_ID = 0
@@ -80,9 +80,7 @@ def rope_tables(
     The ``time_nope_pairs`` lowest time frequencies are not rotated at all: on those dimensions ``q . k``
     compares content at any distance in time, which retrieval across many shots needs.
     """
-    half = head_dim // 2
-    spatial = half // 3
-    sizes = (half - 2 * spatial, spatial, spatial)
+    sizes = rope_pairs(head_dim)
     if not 0 <= time_nope_pairs <= sizes[0]:
         raise ValueError(f"time_nope_pairs must lie in [0, {sizes[0]}] for head dim {head_dim}")
     angles = []

@@ -67,10 +67,6 @@ class ScriptIds:
                 f"{tuple(self.lanes.shape)}"
             )
 
-    @property
-    def num_shots(self) -> int:
-        return self.places.shape[1]
-
     def prefix(self, shots: int) -> ScriptIds:
         """The ids of the first ``shots`` shots."""
         return ScriptIds(self.places[:, :shots], self.lanes[:, :shots])

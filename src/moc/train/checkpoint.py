@@ -78,16 +78,16 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
     """
     path = Path(path)
     meta = read_metadata(path)
-    expected = model.state_dict()
-    new = set(model.script_id_parameters) if grow else set()
+    new: set[str] = set()  # weights the checkpoint may lack: a stage that adds the script ids
     if CONFIG_KEY in meta:
         saved = model_config_from_json(meta[CONFIG_KEY])
         ours = model.config
-        free = {"attention", "moc", "backend"} | ({"time_nope_pairs"} if grow else set())
-        if grow and not saved.script_ids and ours.script_ids:
-            free |= {"script_ids", "num_ids"}
-        else:
-            new = set()
+        free = {"attention", "moc", "backend"}
+        if grow:
+            free.add("time_nope_pairs")
+            if not saved.script_ids and ours.script_ids:
+                free |= {"script_ids", "num_ids"}
+                new = set(model.script_id_parameters)
         diff = [
             f.name
             for f in dataclasses.fields(ModelConfig)
@@ -99,6 +99,7 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
             )
             raise CheckpointError(f"{path}: checkpoint is for a different architecture ({details})")
     state = load_file(str(path))
+    expected = model.state_dict()
     missing = sorted(set(expected) - set(state) - new)
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
@@ -107,7 +108,7 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
             f"{path}: checkpoint does not fit this architecture "
             f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shapes {wrong[:3]})"
         )
-    model.load_state_dict({**{k: expected[k] for k in new if k not in state}, **state})
+    model.load_state_dict(state, strict=not new)  # added ids keep their zero start
 
 
 def load_model(path: str | Path, **overrides: Any) -> MultiShotDiT:

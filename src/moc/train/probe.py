@@ -15,8 +15,9 @@ copies the scene's looks whoever they belong to is unaffected (about 1).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,40 +49,58 @@ def revisit_targets(batch: Batch) -> torch.Tensor:
     return torch.tensor(targets)
 
 
+@contextlib.contextmanager
+def _evaluating(model: MultiShotDiT) -> Iterator[None]:
+    """Eval mode (no drop-off / drop-in) for the block, then the mode the model had."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _revisit_error(
+    model: MultiShotDiT,
+    batch: Batch,
+    target: torch.Tensor,
+    history_t: float,
+    noise: torch.Tensor,
+    spec: AttentionSpec | None,
+) -> torch.Tensor:
+    """``(B, F, H, W)`` squared x0 error with shot ``target`` at ``TARGET_T``, earlier shots at ``history_t``
+    and later shots pure noise."""
+    shots = torch.arange(batch.num_shots)
+    t = torch.where(shots[None] < target[:, None], history_t, 1.0)
+    t = torch.where(shots[None] == target[:, None], TARGET_T, t)
+    tf = t[:, batch.frame_shot][..., None, None, None]
+    pred = model((1 - tf) * batch.frames + tf * noise, t, batch.text, batch.layout, spec=spec, ids=batch.ids)
+    return (pred - batch.frames).pow(2).mean(2)
+
+
 @torch.no_grad()
 def memory_probe(
     model: MultiShotDiT, batch: Batch, spec: AttentionSpec | None = None, seed: int = 0
 ) -> ProbeResult:
     """Run the probe on ``batch`` (fixed noise from ``seed``)."""
-    was_training = model.training
-    model.eval()
-    try:
-        target = revisit_targets(batch)
-        keep = target >= 0
-        if not bool(keep.any()):
-            raise ValueError("the probe batch has no revisits")
-        gen = torch.Generator().manual_seed(seed)
-        noise = torch.randn(batch.frames.shape, generator=gen)
-        shots = torch.arange(batch.num_shots)
-        losses = []
+    target = revisit_targets(batch)
+    keep = target >= 0
+    if not bool(keep.any()):
+        raise ValueError("the probe batch has no revisits")
+    noise = torch.randn(batch.frames.shape, generator=torch.Generator().manual_seed(seed))
+    in_target = (batch.frame_shot[None] == target[:, None])[..., None, None] & keep[:, None, None, None]
+    in_target = in_target.expand_as(batch.labels)
+    character = in_target & (batch.labels >= 0)
+    losses = []
+    with _evaluating(model):
         for history_t in (CLEAN_HISTORY_T, 1.0):
-            t = torch.where(shots[None] < target[:, None], history_t, 1.0)
-            t = torch.where(shots[None] == target[:, None], TARGET_T, t)
-            tf = t[:, batch.frame_shot][..., None, None, None]
-            x_t = (1 - tf) * batch.frames + tf * noise
-            pred = model(x_t, t, batch.text, batch.layout, spec=spec, ids=batch.ids)
-            err = (pred - batch.frames).pow(2).mean(2)  # (B, F, H, W)
-            in_target = (batch.frame_shot[None] == target[:, None])[..., None, None].expand_as(err)
-            in_target = in_target & keep[:, None, None, None]
-            character = in_target & (batch.labels >= 0)
+            err = _revisit_error(model, batch, target, history_t, noise, spec)
             losses.append(
                 (
                     float(err[in_target].mean()),
                     float(err[character].mean()) if character.any() else float("nan"),
                 )
             )
-    finally:
-        model.train(was_training)
     (clean, clean_char), (noisy, noisy_char) = losses
     return ProbeResult(noisy / clean, noisy_char / clean_char, clean, noisy)
 
@@ -170,20 +189,12 @@ def binding_probe(
     model: MultiShotDiT, probe: BindingSet, spec: AttentionSpec | None = None, seed: int = 0
 ) -> BindingResult:
     """Run the binding probe (history at ``t = 0.15``, revisit at ``t = 0.9``, fixed noise from ``seed``)."""
-    was_training = model.training
-    model.eval()
-    try:
-        batch, target = probe.batch, probe.target
-        noise = torch.randn(batch.frames.shape, generator=torch.Generator().manual_seed(seed))
-        shots = torch.arange(batch.num_shots)
-        where = (batch.frame_shot[None] == target[:, None])[..., None, None] & (batch.labels >= 0)
-        losses = []
-        for b, history_t in ((batch, CLEAN_HISTORY_T), (probe.relabelled, CLEAN_HISTORY_T), (batch, 1.0)):
-            t = torch.where(shots[None] < target[:, None], history_t, 1.0)
-            t = torch.where(shots[None] == target[:, None], TARGET_T, t)
-            tf = t[:, b.frame_shot][..., None, None, None]
-            pred = model((1 - tf) * b.frames + tf * noise, t, b.text, b.layout, spec=spec, ids=b.ids)
-            losses.append(float((pred - b.frames).pow(2).mean(2)[where].mean()))
-    finally:
-        model.train(was_training)
+    batch, target = probe.batch, probe.target
+    noise = torch.randn(batch.frames.shape, generator=torch.Generator().manual_seed(seed))
+    where = (batch.frame_shot[None] == target[:, None])[..., None, None] & (batch.labels >= 0)
+    with _evaluating(model):
+        losses = [
+            float(_revisit_error(model, b, target, history_t, noise, spec)[where].mean())
+            for b, history_t in ((batch, CLEAN_HISTORY_T), (probe.relabelled, CLEAN_HISTORY_T), (batch, 1.0))
+        ]
     return BindingResult(*losses)

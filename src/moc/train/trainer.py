@@ -37,7 +37,7 @@ from moc.train.checkpoint import (
 )
 from moc.train.config import TrainConfig, config_from_dict, config_to_dict
 from moc.train.probe import binding_probe, binding_set, binding_target, memory_probe
-from moc.world.data import Batch, WorldStream
+from moc.world.data import Batch, WorldStream, make_batch
 from moc.world.metrics import frames_from_tensor
 from moc.world.preview import upscale
 from moc.world.render import to_uint8
@@ -214,9 +214,8 @@ def train(
 
     stream = WorldStream(config.data, seed=config.run.seed)
     probe_data = dataclasses.replace(config.data, batch_size=config.log.probe_scenes)
-    probe_stream = WorldStream(probe_data, seed=config.run.seed, split="eval")
-    probe_batch = probe_stream.batch(0)
-    probe_scenes = probe_stream.scenes(0)
+    probe_scenes = WorldStream(probe_data, seed=config.run.seed, split="eval").scenes(0)
+    probe_batch = make_batch(probe_scenes, probe_data)
     # A small probe set may hold no character revisit; then no binding ratio is logged.
     binding = None
     if any(binding_target(scene.script) is not None for scene in probe_scenes):

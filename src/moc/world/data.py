@@ -33,7 +33,7 @@ from moc.world.captions import (
     global_caption_length,
     shot_caption,
 )
-from moc.world.render import default_sprite_size, lane_top
+from moc.world.render import lane_top
 from moc.world.scene import Scene
 from moc.world.script import PLACE_IDS, Script, ScriptConfig
 
@@ -159,15 +159,16 @@ def _layout(shot_frames: tuple[int, ...], tokens_per_frame: int, caption: int, g
 def lane_rows(script: Script, height: int, patch_size: int, sprite_size: int) -> np.ndarray:
     """``(S, height / patch_size)`` int64: per shot and patch row, 1 + the id of the character whose sprite
     rows overlap that patch row the most (0: none). The lanes are the render's (:func:`render.lane_top`)."""
-    size = sprite_size
     rows = height // patch_size
     out = np.zeros((len(script.shots), rows), dtype=np.int64)
     starts = np.arange(rows) * patch_size
     for s, shot in enumerate(script.shots):
         best = np.zeros(rows, dtype=np.int64)
         for lane, action in enumerate(shot.characters):
-            top = lane_top(lane, len(shot.characters), height, size)
-            overlap = np.clip(np.minimum(starts + patch_size, top + size) - np.maximum(starts, top), 0, None)
+            top = lane_top(lane, len(shot.characters), height, sprite_size)
+            overlap = np.clip(
+                np.minimum(starts + patch_size, top + sprite_size) - np.maximum(starts, top), 0, None
+            )
             wins = overlap > best
             out[s, wins] = action.id + 1
             best = np.maximum(best, overlap)
@@ -218,14 +219,7 @@ def make_batch(scenes: Sequence[Scene], config: DataConfig, seeds: Sequence[int]
         frame_shot=torch.from_numpy(scenes[0].script.frame_shot),
         shot_frames=shot_frames,
         layout=_layout(shot_frames, config.tokens_per_frame, c_len, g_len),  # type: ignore[arg-type]
-        ids=script_ids(
-            [s.script for s in scenes],
-            config.height,
-            config.patch_size,
-            default_sprite_size(config.height, config.width)
-            if config.sprite_size is None
-            else config.sprite_size,
-        ),
+        ids=script_ids([s.script for s in scenes], config.height, config.patch_size, clips[0].sprite_size),
         scripts=tuple(s.script for s in scenes),
         seeds=tuple(int(s.script.seed) for s in scenes) if seeds is None else tuple(int(x) for x in seeds),
     )
