@@ -2,7 +2,8 @@
 
 docs/training.md ("Verdict") quotes these: the id tables' mean row norm against the mean norm of a video token
 entering the blocks (``patch_in`` of clean and of pure-noise frames), and the mean |gain| of each block's
-query and key RMSNorm.
+query and key RMSNorm. With ``model.id_bias`` it also prints each block's per-head logit bonus for
+same-character and same-place pairs.
 
 Usage: python benchmarks/weight_scales.py CHECKPOINT [CHECKPOINT ...]
 """
@@ -35,3 +36,6 @@ for path in args.checkpoints:
             f"{b.q_norm.weight.abs().mean():.2f}/{b.k_norm.weight.abs().mean():.2f}" for b in model.blocks
         ]
         print(f"  QK-norm gains per block (query/key mean |gain|): {', '.join(gains)}")
+        for i, block in enumerate(model.blocks if model.config.id_bias else ()):
+            character, place = (", ".join(f"{g:+.2f}" for g in row) for row in block.id_gain.tolist())
+            print(f"  block {i} id bias per head: same character [{character}], same place [{place}]")

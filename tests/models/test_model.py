@@ -29,20 +29,57 @@ def test_shapes_every_mode(mode, training):
         assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
-def test_moc_with_all_chunks_and_no_causality_equals_dense():
+@pytest.mark.parametrize("id_bias", [False, True])
+def test_moc_with_all_chunks_and_no_causality_equals_dense(id_bias):
     batch = tiny_batch(shots=3)
-    model = tiny_model(dtype=torch.float64)
+    model = tiny_model(dtype=torch.float64, script_ids=id_bias, id_bias=id_bias)
     t = torch.rand(len(batch), batch.num_shots, dtype=torch.float64)
     frames = batch.frames.double()
     everything = MoCConfig(top_k=10_000, causal=False)
-    moc = model(frames, t, batch.text, batch.layout, spec=AttentionSpec("moc", everything, "reference"))
-    varlen = model(frames, t, batch.text, batch.layout, spec=AttentionSpec("moc", everything, "varlen"))
-    dense = model(frames, t, batch.text, batch.layout, spec=AttentionSpec("dense", everything))
+
+    def run(spec):
+        return model(frames, t, batch.text, batch.layout, spec=spec, ids=batch.ids)
+
+    moc = run(AttentionSpec("moc", everything, "reference"))
+    varlen = run(AttentionSpec("moc", everything, "varlen"))
+    dense = run(AttentionSpec("dense", everything))
     torch.testing.assert_close(moc, dense, rtol=0, atol=1e-10)
     torch.testing.assert_close(varlen, dense, rtol=0, atol=1e-10)
     # ...and routing with a small top_k really changes the function (the comparison can fail).
-    sparse = model(frames, t, batch.text, batch.layout, spec=AttentionSpec("moc", MoCConfig(top_k=1)))
+    sparse = run(AttentionSpec("moc", MoCConfig(top_k=1)))
     assert (sparse - dense).abs().max() > 1e-4
+
+
+def test_id_bias_adds_its_gains_to_the_logits_of_same_id_pairs():
+    """The appended id dimensions give exactly ``scale * q.k + gain_character[h] * [same character]
+    + gain_place[h] * [same place]`` between video tokens, and nothing for text tokens."""
+    batch = tiny_batch(batch_size=2, shots=3)
+    model = tiny_model(dtype=torch.float64, script_ids=True, id_bias=True)
+    block = model.blocks[0]
+    with torch.no_grad():
+        block.id_gain.copy_(torch.tensor([[1.5, -0.5], [0.25, 2.0]]))
+    table = model.table(batch.layout, batch.frames.shape[-2:])
+    is_video = table.is_video
+    shot, row = table.shot[is_video], table.position[is_video, 1]
+    codes = model._id_codes(batch.ids, shot, row, is_video, torch.float64)
+    b, h, n, d = 2, 2, table.num_tokens, 12
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(b, h, n, d, generator=gen, dtype=torch.float64) for _ in range(3))
+    scale = d**-0.5
+    qa, ka, va = block._with_id_codes(q, k, v, codes, scale)
+    out = attend(qa, ka, va, batch.layout, AttentionSpec("dense", MoCConfig()), scale=scale)[..., :d]
+
+    character = torch.zeros(b, n, dtype=torch.long)
+    place = torch.full((b, n), -1)
+    character[:, is_video] = batch.ids.lanes[:, shot, row]
+    place[:, is_video] = batch.ids.places[:, shot]
+    same_character = (character[:, :, None] == character[:, None]) & (character[:, :, None] > 0)
+    same_place = (place[:, :, None] == place[:, None]) & (place[:, :, None] >= 0)
+    assert same_character.any() and same_place.any() and not same_place.all()
+    gain = block.id_gain.detach()[:, None, :, None, None]  # (kind, 1, H, 1, 1)
+    bias = gain[0] * same_character[:, None] + gain[1] * same_place[:, None]
+    expected = torch.softmax(scale * q @ k.transpose(-1, -2) + bias, dim=-1) @ v
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("mode", ATTENTION_MODES)
@@ -121,10 +158,12 @@ def test_script_ids_are_checked_and_shape_the_prediction():
     )
 
 
-def test_shot_by_shot_runs_read_the_ids_of_their_own_shot():
-    """With cached history, a run depends on its own shot's ids and not on the cached shots' ids."""
+@pytest.mark.parametrize("id_bias", [False, True])
+def test_shot_by_shot_runs_read_the_ids_of_their_own_shot(id_bias):
+    """With cached history, a run depends on its own shot's ids and not on the cached shots' ids (those are
+    in the cached keys, from the commit)."""
     batch = tiny_batch(batch_size=1, shots=2)
-    model = tiny_model(script_ids=True)
+    model = tiny_model(script_ids=True, id_bias=id_bias)
     layout = batch.layout
     first = type(layout)(layout.segments[:3])
     f0, n0 = batch.shot_frames[0], first.num_text_tokens

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from moc.cli import build_app
 from moc.models import MultiShotDiT
+from moc.models.config import ID_BIAS_INIT
 from moc.train import (
     CheckpointError,
     ConfigError,
@@ -61,7 +62,7 @@ def test_shipped_configs_parse_and_differ_only_in_attention():
 
 
 def test_baseline_stages_differ_from_the_shipped_stages_only_in_attention_and_weights():
-    for stage in ("stage2", "stage3", "stage4", "stage5"):
+    for stage in ("stage2", "stage3", "stage4", "stage5", "stage6"):
         ours, local = (
             load_config(ROOT / f"configs/default_{stage}.toml"),
             load_config(ROOT / f"configs/local_{stage}.toml"),
@@ -135,6 +136,8 @@ def test_schedule_gives_chunk_size_and_top_k_by_step(tmp_path):
         (lambda d: d["train"].update(prefix_batches=1.5), "train.prefix_batches: must be a probability"),
         (lambda d: d["train"].update(id_lr_scale=0.0), "train.id_lr_scale: must be > 0"),
         (lambda d: d["model"].update(time_nope_pairs=9), "model.time_nope_pairs must be an int in"),
+        (lambda d: d["model"].update(id_bias=True), "model.id_bias needs model.script_ids = true"),
+        (lambda d: d["model"].update(id_bias=1), "model.id_bias: must be true or false, got int 1"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, change, message):
@@ -236,6 +239,20 @@ def test_a_stage_can_add_script_ids_to_earlier_weights(tmp_path):
         load_weights(partial, path)
     load_weights(partial, path, grow=True)
     assert all(torch.equal(a, b) for a, b in zip(partial.parameters(), plain.parameters()))
+    # ...and add the id bias, whose gains start at ID_BIAS_INIT: with zero gains the function is the same.
+    biased = MultiShotDiT(tiny_config(script_ids=True, id_bias=True)).eval()
+    with pytest.raises(CheckpointError, match="id_bias: checkpoint False vs model True"):
+        load_weights(biased, save_model(grown, tmp_path / "grown.safetensors"))
+    load_weights(biased, path, grow=True)
+    for block in biased.blocks:
+        assert torch.equal(block.id_gain, torch.full_like(block.id_gain, ID_BIAS_INIT))
+    with torch.no_grad():
+        for block in biased.blocks:
+            block.id_gain.zero_()
+    torch.testing.assert_close(
+        biased(batch.frames, t, batch.text, batch.layout, ids=batch.ids),
+        plain(batch.frames, t, batch.text, batch.layout),
+    )
 
 
 def test_resume_without_checkpoint_and_with_changed_model_fail(tmp_path):
@@ -318,3 +335,9 @@ def test_id_embeddings_learn_at_their_own_rate(tmp_path):
     assert [g["lr_scale"] for g in groups] == [1.0, 10.0]
     assert groups[1]["lr"] == pytest.approx(10 * groups[0]["lr"]) and groups[0]["lr"] > 0
     assert len(groups[1]["params"]) == 2  # the place and the character table
+    data = tiny_dict(tmp_path / "bias", steps=2)
+    data["model"].update(script_ids=True, id_bias=True)
+    train(config_from_dict(data), progress=False)
+    state = torch.load(next((tmp_path / "bias/checkpoints").glob("step_*/state.pt")), weights_only=False)
+    depth = data["model"]["depth"]
+    assert len(state["optimizer"]["param_groups"][1]["params"]) == 2 + depth  # + one gain pair per block

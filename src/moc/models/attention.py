@@ -128,6 +128,7 @@ def attend(
     training: bool = False,
     generator: torch.Generator | None = None,
     record: AttentionRecord | None = None,
+    scale: float | None = None,
 ) -> torch.Tensor:
     """Attention of ``q`` (the last ``Lq`` tokens of ``layout``) over ``k``/``v`` (all ``L`` tokens).
 
@@ -139,6 +140,7 @@ def attend(
         training: apply drop-off / drop-in (``moc`` mode).
         generator: random generator of those perturbations.
         record: accumulates cost and routing hits when given.
+        scale: softmax scale (``1 / sqrt(D)`` when ``None``).
 
     Returns:
         ``(B, H, Lq, D)``.
@@ -149,7 +151,7 @@ def attend(
     if spec.mode == "dense":
         if record is not None:
             record.add_dense(q, length)
-        return F.scaled_dot_product_attention(q, k, v)
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)
     config = spec.routing_config
     if spec.mode == "window":
         plan = previous_shot_plan(layout, config, batch_size=b, heads=h, head_dim=d, device=q.device)
@@ -160,6 +162,15 @@ def attend(
     if record is not None:
         record.add_plan(plan, start, fixed=spec.mode == "window")
     if start == 0:
-        return moc_attention(q, k, v, layout, config, plan=plan, backend=spec.backend)  # type: ignore[arg-type]
+        return moc_attention(
+            q,
+            k,
+            v,
+            layout,
+            config,
+            plan=plan,
+            backend=spec.backend,
+            scale=scale,  # type: ignore[arg-type]
+        )
     mask = plan.token_mask()[:, :, start:]
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)

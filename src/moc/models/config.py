@@ -7,6 +7,9 @@ from dataclasses import dataclass, field, replace
 from moc.config import MoCConfig
 
 ATTENTION_MODES = ("moc", "dense", "local", "window")
+# Starting logit bonus of ``id_bias`` for same-id pairs: about a 2.7x weight, small next to the spread of
+# the QK-normed logits (several units), so the model can raise, keep or undo it.
+ID_BIAS_INIT = 1.0
 
 
 def rope_pairs(head_dim: int) -> tuple[int, int, int]:
@@ -50,6 +53,11 @@ class ModelConfig:
         time_nope_pairs: how many of the lowest time frequencies of each head carry no rotation (partial
             RoPE). With every dimension rotated, a query can match a key's content only at the time distances
             it learned; unrotated dimensions compare content at any shot distance.
+        id_bias: with ``script_ids``, every attention logit between two video tokens that carry the same
+            character id gets a learned per-head bonus, and so does every logit between video tokens of shots
+            at the same place (two gains per head and block, starting at :data:`ID_BIAS_INIT`). Routing sees
+            the same bonus through the chunk means. This makes "look up Character 2" a built-in operation
+            instead of one the model has to discover (``docs/training.md``, stage 6).
     """
 
     width: int = 128
@@ -68,6 +76,7 @@ class ModelConfig:
     script_ids: bool = False
     num_ids: int = 10
     time_nope_pairs: int = 0
+    id_bias: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -104,8 +113,11 @@ class ModelConfig:
                 f"model.time_nope_pairs must be an int in [0, {time_pairs}] (the time pairs of a "
                 f"{self.head_dim}-dim head), got {self.time_nope_pairs!r}"
             )
-        if not isinstance(self.script_ids, bool):
-            raise ValueError(f"model.script_ids must be true or false, got {self.script_ids!r}")
+        for name in ("script_ids", "id_bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"model.{name} must be true or false, got {getattr(self, name)!r}")
+        if self.id_bias and not self.script_ids:
+            raise ValueError("model.id_bias needs model.script_ids = true (it compares the script's ids)")
         if self.backend not in ("auto", "reference", "varlen", "flex"):
             raise ValueError(f"model.backend must be auto, reference, varlen or flex, got {self.backend!r}")
 

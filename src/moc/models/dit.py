@@ -12,6 +12,11 @@ text and video tokens attend jointly (MMDiT-style, one set of weights plus a tok
   share the time of their shot and carry a learned slot embedding for word order.
 * With ``script_ids`` on, video tokens also get an embedding of the script's ids where they are: the shot's
   place and the character standing in their patch row (:class:`~moc.models.tokens.ScriptIds`).
+* With ``id_bias`` on, attention adds a learned per-head bonus to the logit of every pair of video tokens
+  with the same character id, and of every pair from shots at the same place. It is exact in every attention
+  mode and backend because it is a dot product: queries and keys get extra dimensions holding one-hot ids
+  (the query's scaled by the head's gain), values get zeros there, and the softmax scale stays
+  ``1 / sqrt(head_dim)``.
 * Shot-by-shot generation runs only the new tokens against a :class:`KVCache` of the history's keys and
   values, which are computed once per shot and reused at every denoising step.
 """
@@ -27,7 +32,7 @@ from torch import nn
 
 from moc.layout import Layout
 from moc.models.attention import AttentionRecord, AttentionSpec, attend
-from moc.models.config import ModelConfig, rope_pairs
+from moc.models.config import ID_BIAS_INIT, ModelConfig, rope_pairs
 from moc.models.tokens import ScriptIds, TokenTable, token_table
 
 PAD_ID = 0
@@ -117,6 +122,7 @@ class Context:
     record: AttentionRecord | None
     cache: KVCache | None
     commit: bool
+    id_codes: torch.Tensor | None = None  # (B, N, 2 * num_ids) one-hot character and place ids (id_bias)
 
 
 class Block(nn.Module):
@@ -136,6 +142,9 @@ class Block(nn.Module):
         self.ada = nn.Linear(d, 6 * d)
         nn.init.zeros_(self.ada.weight)
         nn.init.zeros_(self.ada.bias)
+        if config.id_bias:
+            # Row 0: same-character bonus per head; row 1: same-place bonus per head.
+            self.id_gain = nn.Parameter(torch.full((2, config.heads), ID_BIAS_INIT))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, ctx: Context) -> torch.Tensor:
         # Modulation per shot (S + 1 rows), gathered per token: the linear runs on S + 1 vectors, not L.
@@ -146,6 +155,10 @@ class Block(nn.Module):
         q, k, v = qkv.view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         q = apply_rope(self.q_norm(q), ctx.cos, ctx.sin)
         k = apply_rope(self.k_norm(k), ctx.cos, ctx.sin)
+        head_dim = q.shape[-1]
+        scale = 1.0 / math.sqrt(head_dim)
+        if ctx.id_codes is not None:
+            q, k, v = self._with_id_codes(q, k, v, ctx.id_codes, scale)
         cache = ctx.cache
         if cache is not None and cache.length:
             k = torch.cat([cache.keys[self.index], k], dim=2)
@@ -157,10 +170,31 @@ class Block(nn.Module):
             else:
                 cache.keys[self.index], cache.values[self.index] = k, v
         out = attend(
-            q, k, v, ctx.layout, ctx.spec, training=ctx.training, generator=ctx.generator, record=ctx.record
-        )
+            q,
+            k,
+            v,
+            ctx.layout,
+            ctx.spec,
+            training=ctx.training,
+            generator=ctx.generator,
+            record=ctx.record,
+            scale=scale,
+        )[..., :head_dim]
         x = x + gate1 * self.proj(out.transpose(1, 2).reshape(b, n, d))
         return x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2))
+
+    def _with_id_codes(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, codes: torch.Tensor, scale: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Append the id dimensions: ``scale * q' . k' = scale * q . k + gain[h] * [same id]`` per id kind."""
+        b, h, n, _ = q.shape
+        per_kind = codes.shape[-1] // 2
+        gain = self.id_gain.T.repeat_interleave(per_kind, dim=1)  # (H, 2 * num_ids)
+        codes = codes[:, None].expand(b, h, n, -1)
+        q = torch.cat([q, codes * (gain[None, :, None] / scale)], dim=-1)
+        k = torch.cat([k, codes], dim=-1)
+        v = torch.cat([v, torch.zeros_like(codes)], dim=-1)
+        return q, k, v
 
 
 class MultiShotDiT(nn.Module):
@@ -212,8 +246,14 @@ class MultiShotDiT(nn.Module):
 
     @property
     def script_id_parameters(self) -> tuple[str, ...]:
-        """Names of the id embeddings' weights (empty without ``script_ids``)."""
-        return ("place_id.weight", "character_id.weight") if self.config.script_ids else ()
+        """Names of the id embeddings' weights and the id-bias gains (empty without ``script_ids``)."""
+        names = ("place_id.weight", "character_id.weight") if self.config.script_ids else ()
+        return names + self.id_bias_parameters
+
+    @property
+    def id_bias_parameters(self) -> tuple[str, ...]:
+        """Names of the per-block id-bias gains (empty without ``id_bias``)."""
+        return tuple(f"blocks.{i}.id_gain" for i in range(self.config.depth)) if self.config.id_bias else ()
 
     def table(self, layout: Layout, frame_size: tuple[int, int]) -> TokenTable:
         p = self.config.patch_size
@@ -296,10 +336,15 @@ class MultiShotDiT(nn.Module):
         words = self.text_embed(text)
         x[:, ~is_video] = words + self.text_slot(slots)
         x = x + self.token_type(is_video.long().to(device))
+        id_codes = None
         if c.script_ids:
             assert ids is not None
-            rows = table.position[start:][is_video, 1]
-            x[:, is_video] += self._id_embedding(ids.to(device), shot[is_video].to(device), rows.to(device))
+            ids = ids.to(device)
+            video_shot = shot[is_video].to(device)
+            video_row = table.position[start:][is_video, 1].to(device)
+            x[:, is_video] += self._id_embedding(ids, video_shot, video_row)
+            if c.id_bias:
+                id_codes = self._id_codes(ids, video_shot, video_row, is_video.to(device), x.dtype)
 
         # Condition per shot (index 0: the global caption, clean): noise level + pooled caption.
         cond_index = (shot + 1).to(device)
@@ -323,6 +368,7 @@ class MultiShotDiT(nn.Module):
             record=record,
             cache=cache,
             commit=commit,
+            id_codes=id_codes,
         )
         for block in self.blocks:
             x = block(x, cond, ctx)
@@ -346,6 +392,24 @@ class MultiShotDiT(nn.Module):
                 raise ValueError(
                     f"ids.{name} must lie in [0, {high}), got {int(value.min())}..{int(value.max())}"
                 )
+
+    def _id_codes(
+        self,
+        ids: ScriptIds,
+        shot: torch.Tensor,
+        row: torch.Tensor,
+        is_video: torch.Tensor,
+        dtype: torch.dtype,
+    ) -> torch.Tensor:
+        """``(B, N, 2 * num_ids)``: one-hot character id (zero where no character stands) and one-hot place
+        id of the run's tokens (``shot`` and ``row`` given for its video tokens); zero for text tokens, which
+        get no id bias."""
+        n = self.config.num_ids
+        character = F.one_hot(ids.lanes[:, shot, row], n + 1)[..., 1:]
+        place = F.one_hot(ids.places[:, shot], n)
+        codes = torch.zeros(ids.places.shape[0], is_video.numel(), 2 * n, dtype=dtype, device=is_video.device)
+        codes[:, is_video] = torch.cat([character, place], dim=-1).to(dtype)
+        return codes
 
     def _id_embedding(self, ids: ScriptIds, shot: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
         """``(B, N, d)``: place + character embedding of ``N`` video tokens (their shots and patch rows)."""

@@ -74,7 +74,8 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
         grow: for a later training stage: the checkpoint may lack the model's script-id embeddings (written
             with ``script_ids`` off for a model with it on); they keep their zero start, so the grown model
             computes what the checkpoint computed. The stage may also change ``time_nope_pairs`` (the same
-            weights under partial RoPE).
+            weights under partial RoPE) and add ``id_bias`` gains; those start at ``ID_BIAS_INIT``, so the
+            grown model adds that bonus to same-id logits from its first step.
     """
     path = Path(path)
     meta = read_metadata(path)
@@ -88,6 +89,9 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
             if not saved.script_ids and ours.script_ids:
                 free |= {"script_ids", "num_ids"}
                 new = set(model.script_id_parameters)
+            if not saved.id_bias and ours.id_bias:
+                free.add("id_bias")
+                new |= set(model.id_bias_parameters)
         diff = [
             f.name
             for f in dataclasses.fields(ModelConfig)
@@ -108,7 +112,7 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
             f"{path}: checkpoint does not fit this architecture "
             f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shapes {wrong[:3]})"
         )
-    model.load_state_dict(state, strict=not new)  # added ids keep their zero start
+    model.load_state_dict(state, strict=not new)  # added ids keep their start values
 
 
 def load_model(path: str | Path, **overrides: Any) -> MultiShotDiT:
