@@ -36,13 +36,16 @@ demo: $(STAMP)
 	$(VENV)/bin/moc generate --script src/moc/world/examples/the_return.toml --out runs/demo
 	@echo "demo outputs in runs/demo: scene.mp4, scene.gif, contact_sheet.png, routing_map.png, summary.json"
 
-# Reproduce the shipped checkpoint (four stages, about 45 + 30 + 60 + 45 min on one core; docs/training.md), then
-# cp runs/default_stage4/model.safetensors src/moc/checkpoints/default.safetensors
+# Reproduce the shipped checkpoint (six stages, about 45 + 30 + 60 + 45 + 40 + 40 min on one core; stage 5 was
+# an experiment the chain skips; docs/training.md), then
+# cp runs/default_stage7/model.safetensors src/moc/checkpoints/default.safetensors
 train: $(STAMP)
 	$(VENV)/bin/moc train configs/default.toml
 	$(VENV)/bin/moc train configs/default_stage2.toml
 	$(VENV)/bin/moc train configs/default_stage3.toml
 	$(VENV)/bin/moc train configs/default_stage4.toml
+	$(VENV)/bin/moc train configs/default_stage6.toml
+	$(VENV)/bin/moc train configs/default_stage7.toml
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -62,7 +62,7 @@ def test_shipped_configs_parse_and_differ_only_in_attention():
 
 
 def test_baseline_stages_differ_from_the_shipped_stages_only_in_attention_and_weights():
-    for stage in ("stage2", "stage3", "stage4", "stage5", "stage6"):
+    for stage in ("stage2", "stage3", "stage4", "stage5", "stage6", "stage7"):
         ours, local = (
             load_config(ROOT / f"configs/default_{stage}.toml"),
             load_config(ROOT / f"configs/local_{stage}.toml"),
