@@ -61,7 +61,7 @@ def test_id_bias_adds_its_gains_to_the_logits_of_same_id_pairs():
     table = model.table(batch.layout, batch.frames.shape[-2:])
     is_video = table.is_video
     shot, row = table.shot[is_video], table.position[is_video, 1]
-    codes = model._id_codes(batch.ids, shot, row, is_video, torch.float64)
+    codes = model._id_codes(batch.ids.places[:, shot], batch.ids.lanes[:, shot, row], is_video, torch.float64)
     b, h, n, d = 2, 2, table.num_tokens, 12
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(b, h, n, d, generator=gen, dtype=torch.float64) for _ in range(3))

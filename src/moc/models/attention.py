@@ -169,8 +169,8 @@ def attend(
             layout,
             config,
             plan=plan,
-            backend=spec.backend,
-            scale=scale,  # type: ignore[arg-type]
+            backend=spec.backend,  # type: ignore[arg-type]
+            scale=scale,
         )
     mask = plan.token_mask()[:, :, start:]
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)

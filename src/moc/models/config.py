@@ -7,6 +7,9 @@ from dataclasses import dataclass, field, replace
 from moc.config import MoCConfig
 
 ATTENTION_MODES = ("moc", "dense", "local", "window")
+"""``moc``: routed MoC attention. The baselines share every other line of code:
+``dense`` (full attention), ``local`` (anchors only: captions and the own shot, ``top_k=0``) and
+``window`` (anchors plus every chunk of the previous shot)."""
 # Starting logit bonus of ``id_bias`` for same-id pairs: about a 2.7x weight, small next to the spread of
 # the QK-normed logits (several units), so the model can raise, keep or undo it.
 ID_BIAS_INIT = 1.0
@@ -17,11 +20,6 @@ def rope_pairs(head_dim: int) -> tuple[int, int, int]:
     half = head_dim // 2
     spatial = half // 3
     return half - 2 * spatial, spatial, spatial
-
-
-"""``moc``: routed MoC attention. The baselines share every other line of code:
-``dense`` (full attention), ``local`` (anchors only: captions and the own shot, ``top_k=0``) and
-``window`` (anchors plus every chunk of the previous shot)."""
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,9 @@ PAD_ID = 0
 class KVCache:
     """Keys and values (after norm and RoPE) of the first ``length`` tokens of a layout, per block.
 
+    With ``model.id_bias`` they carry the id dimensions too (keys: the tokens' one-hot ids, values: zeros), so
+    ``D`` is then ``head_dim + 2 * num_ids``.
+
     Attributes:
         keys, values: per block ``(B, H, length, D)`` tensors (empty lists before the first commit).
         length: tokens cached.
@@ -193,7 +196,7 @@ class Block(nn.Module):
         codes = codes[:, None].expand(b, h, n, -1)
         q = torch.cat([q, codes * (gain[None, :, None] / scale)], dim=-1)
         k = torch.cat([k, codes], dim=-1)
-        v = torch.cat([v, torch.zeros_like(codes)], dim=-1)
+        v = F.pad(v, (0, codes.shape[-1]))
         return q, k, v
 
 
@@ -341,10 +344,11 @@ class MultiShotDiT(nn.Module):
             assert ids is not None
             ids = ids.to(device)
             video_shot = shot[is_video].to(device)
-            video_row = table.position[start:][is_video, 1].to(device)
-            x[:, is_video] += self._id_embedding(ids, video_shot, video_row)
+            place = ids.places[:, video_shot]  # (B, N_video)
+            character = ids.lanes[:, video_shot, table.position[start:][is_video, 1].to(device)]
+            x[:, is_video] += self.place_id(place) + self.character_id(character)
             if c.id_bias:
-                id_codes = self._id_codes(ids, video_shot, video_row, is_video.to(device), x.dtype)
+                id_codes = self._id_codes(place, character, is_video.to(device), x.dtype)
 
         # Condition per shot (index 0: the global caption, clean): noise level + pooled caption.
         cond_index = (shot + 1).to(device)
@@ -394,23 +398,13 @@ class MultiShotDiT(nn.Module):
                 )
 
     def _id_codes(
-        self,
-        ids: ScriptIds,
-        shot: torch.Tensor,
-        row: torch.Tensor,
-        is_video: torch.Tensor,
-        dtype: torch.dtype,
+        self, place: torch.Tensor, character: torch.Tensor, is_video: torch.Tensor, dtype: torch.dtype
     ) -> torch.Tensor:
         """``(B, N, 2 * num_ids)``: one-hot character id (zero where no character stands) and one-hot place
-        id of the run's tokens (``shot`` and ``row`` given for its video tokens); zero for text tokens, which
-        get no id bias."""
+        id of the run's ``N`` tokens, from the ``(B, N_video)`` ids of its video tokens; zero for text
+        tokens, which get no id bias."""
         n = self.config.num_ids
-        character = F.one_hot(ids.lanes[:, shot, row], n + 1)[..., 1:]
-        place = F.one_hot(ids.places[:, shot], n)
-        codes = torch.zeros(ids.places.shape[0], is_video.numel(), 2 * n, dtype=dtype, device=is_video.device)
-        codes[:, is_video] = torch.cat([character, place], dim=-1).to(dtype)
+        codes = torch.zeros(place.shape[0], is_video.numel(), 2 * n, dtype=dtype, device=is_video.device)
+        one_hot = torch.cat([F.one_hot(character, n + 1)[..., 1:], F.one_hot(place, n)], dim=-1)
+        codes[:, is_video] = one_hot.to(dtype)
         return codes
-
-    def _id_embedding(self, ids: ScriptIds, shot: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
-        """``(B, N, d)``: place + character embedding of ``N`` video tokens (their shots and patch rows)."""
-        return self.place_id(ids.places[:, shot]) + self.character_id(ids.lanes[:, shot, row])

@@ -79,7 +79,7 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
     """
     path = Path(path)
     meta = read_metadata(path)
-    new: set[str] = set()  # weights the checkpoint may lack: a stage that adds the script ids
+    new: set[str] = set()  # weights the checkpoint may lack: a stage that adds the script ids or id bias
     if CONFIG_KEY in meta:
         saved = model_config_from_json(meta[CONFIG_KEY])
         ours = model.config
