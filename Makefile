@@ -36,16 +36,18 @@ demo: $(STAMP)
 	$(VENV)/bin/moc generate --script src/moc/world/examples/the_return.toml --out runs/demo
 	@echo "demo outputs in runs/demo: scene.mp4, scene.gif, contact_sheet.png, routing_map.png, summary.json"
 
-# Reproduce the shipped checkpoint (six stages, about 45 + 30 + 60 + 45 + 40 + 40 min on one core; stage 5 was
-# an experiment the chain skips; docs/training.md), then
-# cp runs/default_stage7/model.safetensors src/moc/checkpoints/default.safetensors
+# Reproduce the shipped checkpoint (seven stages, about 45 + 30 + 60 + 45 + 30 + 30 + 40 min on one core): MoC
+# for stages 1-4, dense for stages 6-7, then MoC fine-tuned from the dense weights (stage 8; stage 5 and the MoC
+# stages 6-7 were experiments the chain skips; docs/training.md), then
+# cp runs/default_stage8/model.safetensors src/moc/checkpoints/default.safetensors
 train: $(STAMP)
 	$(VENV)/bin/moc train configs/default.toml
 	$(VENV)/bin/moc train configs/default_stage2.toml
 	$(VENV)/bin/moc train configs/default_stage3.toml
 	$(VENV)/bin/moc train configs/default_stage4.toml
-	$(VENV)/bin/moc train configs/default_stage6.toml
-	$(VENV)/bin/moc train configs/default_stage7.toml
+	$(VENV)/bin/moc train configs/dense_stage6.toml
+	$(VENV)/bin/moc train configs/dense_stage7.toml
+	$(VENV)/bin/moc train configs/default_stage8.toml
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -41,9 +41,17 @@ def model_config_from_json(text: str) -> ModelConfig:
     return ModelConfig(**data)
 
 
+def _save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(path), metadata=metadata)
+    # safetensors creates its files owner-only (0600); give them the mode any other file of this user gets.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def _atomic_save_file(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    _save_tensors(tensors, tmp, metadata)
     os.replace(tmp, path)
 
 
@@ -156,14 +164,8 @@ def save_checkpoint(
         shutil.rmtree(tmp)
     tmp.mkdir()
     meta = {CONFIG_KEY: model_config_to_json(model.config), "step": str(step)}
-    save_file(
-        {k: v.contiguous() for k, v in model.state_dict().items()},
-        str(tmp / "model.safetensors"),
-        metadata=meta,
-    )
-    save_file(
-        {k: v.contiguous() for k, v in ema.state_dict().items()}, str(tmp / "ema.safetensors"), metadata=meta
-    )
+    _save_tensors(model.state_dict(), tmp / "model.safetensors", meta)
+    _save_tensors(ema.state_dict(), tmp / "ema.safetensors", meta)
     torch.save(state, tmp / "state.pt")
     if final.exists():
         shutil.rmtree(final)
