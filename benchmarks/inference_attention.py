@@ -1,8 +1,8 @@
 """One model's memory scores with other attention at inference, or other history noise.
 
-Joint mode: the model's own attention, then local-only, dense, and MoC with top_k 1 and 6, all on the same
-scenes and noise. Autoregressive mode: the model's own attention at each ``--history-noise`` level.
-docs/results.md §1b and §5 quote the results.
+Joint mode: the model's own attention, then local-only, dense, MoC with top_k 1 and 6, and MoC with the
+opposite causality, all on the same scenes and noise. Autoregressive mode: the model's own attention at each
+``--history-noise`` level. docs/results.md §1, §1b and §5 quote the results.
 
 Usage:
     python benchmarks/inference_attention.py CHECKPOINT [--mode joint|autoregressive] [--history-noise 0,0.2]
@@ -34,13 +34,23 @@ own = model.default_spec()
 setting = Setting(args.mode, args.shots)
 rows: list[dict] = []
 if args.mode == "joint":
+    # Labels name the model's own mode ("moc", "dense", ...) and what replaced it at inference.
+    sparse = "moc" if own.mode == "moc" else f"{own.mode}-as-moc"
     entries = [
-        EvalModel("moc", model, own),
-        EvalModel("moc-as-local", model, dataclasses.replace(own, mode="local")),
-        EvalModel("moc-as-dense", model, dataclasses.replace(own, mode="dense")),
+        EvalModel(own.mode, model, own),
         *(
-            EvalModel(f"moc k={k}", model, AttentionSpec("moc", own.moc.replace(top_k=k), own.backend))
+            EvalModel(f"{own.mode}-as-{mode}", model, dataclasses.replace(own, mode=mode))
+            for mode in ("local", "dense")
+            if mode != own.mode
+        ),
+        *(
+            EvalModel(f"{sparse} k={k}", model, AttentionSpec("moc", own.moc.replace(top_k=k), own.backend))
             for k in (1, 6)
+        ),
+        EvalModel(
+            f"{sparse} {'non-causal' if own.moc.causal else 'causal'}",
+            model,
+            AttentionSpec("moc", own.moc.replace(causal=not own.moc.causal), own.backend),
         ),
     ]
     rows += evaluate_memory(entries, [setting], scenes=args.scenes)
