@@ -1,12 +1,13 @@
 """One model's memory scores with other attention at inference, or other history noise.
 
-Joint mode: the model's own attention, then local-only, dense, MoC with top_k 1 and 6, and MoC with the
-opposite causality, all on the same scenes and noise. Autoregressive mode: the model's own attention at each
-``--history-noise`` level. docs/results.md §1, §1b and §5 quote the results.
+Joint mode: the model's own attention, then local-only, dense, MoC with top_k 1 and 6, MoC with the
+opposite causality, and (for models whose caption queries attend to every token) MoC with caption queries
+restricted to their anchors, then also non-causal; all on the same scenes and noise. Autoregressive mode:
+the model's own attention at each ``--history-noise`` level. docs/results.md §1, §1b and §5 quote the results.
 
 Usage:
     python benchmarks/inference_attention.py CHECKPOINT [--mode joint|autoregressive] [--history-noise 0,0.2]
-        [--scenes 32] [--out runs/eval/variants]
+        [--scenes 32] [--shots 8] [--frames 3] [--out runs/eval/variants]
 """
 
 import argparse
@@ -25,13 +26,14 @@ parser.add_argument("--mode", choices=("joint", "autoregressive"), default="join
 parser.add_argument("--history-noise", default="0", help="comma-separated levels (autoregressive mode)")
 parser.add_argument("--scenes", type=int, default=32)
 parser.add_argument("--shots", type=int, default=8)
+parser.add_argument("--frames", type=int, default=3, help="frames per shot")
 parser.add_argument("--out", type=Path, default=Path("runs/eval/variants"))
 args = parser.parse_args()
 
 torch.set_num_threads(1)
 model = load_model(args.checkpoint)
-own = model.default_spec()
-setting = Setting(args.mode, args.shots)
+own = model.default_spec(joint=args.mode == "joint")
+setting = Setting(args.mode, args.shots, args.frames)
 rows: list[dict] = []
 if args.mode == "joint":
     # Labels name the model's own mode ("moc", "dense", ...) and what replaced it at inference.
@@ -53,6 +55,16 @@ if args.mode == "joint":
             AttentionSpec("moc", own.moc.replace(causal=not own.moc.causal), own.backend),
         ),
     ]
+    if own.moc.text_queries != "anchors":
+        anchors = own.moc.replace(text_queries="anchors")
+        entries += [
+            EvalModel(f"{sparse} text anchors", model, AttentionSpec("moc", anchors, own.backend)),
+            EvalModel(
+                f"{sparse} text anchors non-causal",
+                model,
+                AttentionSpec("moc", anchors.replace(causal=False), own.backend),
+            ),
+        ]
     rows += evaluate_memory(entries, [setting], scenes=args.scenes)
 else:
     for level in (float(x) for x in args.history_noise.split(",")):

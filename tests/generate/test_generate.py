@@ -14,13 +14,14 @@ from moc.cli import build_app
 from moc.eval.memory import (
     EvalModel,
     Setting,
+    eval_scripts,
     evaluate_memory,
     markdown_table,
     write_results,
     zero_shot_variants,
 )
 from moc.generate.sampler import sample_autoregressive, shot_prefixes
-from moc.generate.scene import generate_scenes, routing_map, write_outputs
+from moc.generate.scene import generate_scenes, retrieval_precision, routing_map, script_batch, write_outputs
 from moc.models import AttentionSpec
 from moc.train import save_model
 from moc.world import example_script_path
@@ -125,9 +126,14 @@ def test_memory_eval_runs_end_to_end(tmp_path):
     moc = EvalModel("moc", model, AttentionSpec("moc", model.config.moc))
     local = EvalModel("local", model, AttentionSpec("local", model.config.moc))
     entries = [moc, local, *zero_shot_variants("tiny", model, [1], [None])]
-    settings = [Setting("joint", 3), Setting("autoregressive", 4)]
+    settings = [Setting("joint", 3), Setting("autoregressive", 4, frames=2)]
     rows = evaluate_memory(entries, settings, scenes=2, steps=1, batch_size=2, log=lambda _: None)
     assert len(rows) == len(entries) * len(settings)
+    assert {(r["setting"], r["frames"]) for r in rows} == {
+        ("joint 3 shots", 3),
+        ("autoregressive 4 shots x 2 frames", 2),
+    }
+    assert all(shot.frames == 2 for script in eval_scripts(2, 4, frames=2) for shot in script.shots)
     assert {r["model"] for r in rows} == {"moc", "local", "tiny→moc k=1 chunk=frame"}
     assert all(0 < r["density"] <= 1 and r["s_per_scene"] > 0 for r in rows)
     local_row = next(r for r in rows if r["model"] == "local")
@@ -136,6 +142,47 @@ def test_memory_eval_runs_end_to_end(tmp_path):
     paths = write_results(rows, tmp_path)
     assert markdown_table(rows).count("\n") == len(rows) + 2
     assert paths["chart"].stat().st_size > 1000 and json.loads(paths["json"].read_text()) == rows
+
+
+def test_joint_generation_routes_with_the_models_joint_causality(tmp_path):
+    model = tiny_model(joint_causal=False)  # causal shot by shot (moc.causal), non-causal jointly
+    joint = generate_scenes(model, [SCRIPT], mode="joint", steps=1)
+    shot_by_shot = generate_scenes(model, [SCRIPT], mode="autoregressive", steps=1)
+    assert not joint.spec.moc.causal and shot_by_shot.spec.moc.causal
+    causal = generate_scenes(tiny_model(), [SCRIPT], mode="joint", steps=1)
+    assert causal.spec.moc.causal and not torch.equal(causal.frames, joint.frames)
+    rows = evaluate_memory(
+        [EvalModel("own", model)],
+        [Setting("joint", 3), Setting("autoregressive", 3)],
+        scenes=1,
+        steps=1,
+        log=lambda _: None,
+    )
+    assert [r["causal"] for r in rows] == [False, True]
+    saved = save_model(model, tmp_path / "joint.safetensors")
+    app = build_app()
+    cases = [("joint", [], False), ("autoregressive", [], True), ("joint", ["--causal"], True)]
+    for i, (mode, args, causal_expected) in enumerate(cases):
+        out = tmp_path / f"run{i}"
+        common = ["--checkpoint", str(saved), "--seed", "1", "--shots", "2", "--steps", "1"]
+        result = CliRunner().invoke(app, ["generate", *common, "--mode", mode, *args, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert json.loads((out / "summary.json").read_text())["causal"] is causal_expected, (mode, args)
+
+
+def test_retrieval_precision_counts_later_shots_only_for_non_causal_routing():
+    script = load_script(example_script_path())  # place A in shots 0, 2 and 7
+    layout = script_batch([script], tiny_model()).layout
+    chunks = layout.chunks(None)
+    shot_of_chunk, video = chunks.shot.numpy(), chunks.kind.numpy() == 1
+    shares = np.zeros((len(script.shots), chunks.num_chunks))
+    for s, shot in enumerate(script.shots):  # every query routes evenly to all other shots at its place
+        same = [e for e, other in enumerate(script.shots) if e != s and other.place == shot.place]
+        hit = video & np.isin(shot_of_chunk, same)
+        shares[s, hit] = 1.0 / max(1, hit.sum())
+    assert retrieval_precision(shares, script, layout, None, causal=False)[0] == pytest.approx(1.0)
+    causal, _ = retrieval_precision(shares, script, layout, None)
+    assert causal < 0.9  # shot 2 sends half its routing to shot 7, which causal routing cannot reach
 
 
 def test_eval_merge_joins_runs_that_scored_the_same_scenes(tmp_path, checkpoint):

@@ -65,7 +65,7 @@ def test_shipped_configs_parse_and_differ_only_in_attention():
 
 def test_baseline_stages_differ_from_the_shipped_stages_only_in_attention_and_weights():
     stages = sorted(p.stem.removeprefix("default_") for p in (ROOT / "configs").glob("default_stage*.toml"))
-    assert stages == [f"stage{n}" for n in range(2, 9)]
+    assert stages == [f"stage{n}" for n in range(2, 10)]
     for stage in stages:
         ours = load_config(ROOT / f"configs/default_{stage}.toml")
         others = [("local", load_config(ROOT / f"configs/local_{stage}.toml"))]
@@ -88,7 +88,7 @@ def test_make_train_chains_each_stage_from_the_one_before():
     makefile = (ROOT / "Makefile").read_text()
     recipe = makefile[makefile.index("\ntrain:") :].split("\n\n")[0]
     paths = [line.split("moc train ")[1].strip() for line in recipe.splitlines() if "moc train " in line]
-    assert paths[0] == "configs/default.toml" and paths[-1] == "configs/default_stage8.toml"
+    assert paths[0] == "configs/default.toml" and paths[-1] == "configs/default_stage9.toml"
     previous = ""
     for path in paths:
         config = load_config(ROOT / path)
@@ -108,6 +108,33 @@ def test_random_prefix_cuts_batches_and_draws_nothing_when_off():
     model = MultiShotDiT(tiny_config())
     pred = model(prefix.frames, t, prefix.text, prefix.layout)
     assert pred.shape == prefix.frames.shape and torch.isfinite(loss_fn(config, pred, prefix, t))
+
+
+def test_joint_batches_keep_every_shot_noisy_and_route_with_joint_causal(tmp_path):
+    def run(name: str, **model: object) -> dict[str, torch.Tensor]:
+        data = tiny_dict(tmp_path / name, steps=2)
+        data["model"]["moc"]["causal"] = model.pop("causal", True)
+        data["model"].update(model)
+        data["train"].update(joint_batches=1.0, clean_history=1.0, prefix_batches=1.0)
+        data["schedule"] = [{"start": 0, "chunk_size": 16, "top_k": 1}]
+        config = config_from_dict(data)
+        train(config, progress=False)
+        return load_file(str(tmp_path / name / "model.safetensors"))
+
+    # Joint batches route with joint_causal; a model routing non-causally everywhere trains the same.
+    joint_non_causal = run("joint", joint_causal=False)
+    everywhere = run("everywhere", causal=False)
+    causal = run("causal")
+    assert all(torch.equal(joint_non_causal[k], everywhere[k]) for k in everywhere)
+    assert any(not torch.equal(joint_non_causal[k], causal[k]) for k in causal)  # causality matters here
+
+    config = config_from_dict(tiny_dict(tmp_path / "levels"))
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, clean_history=1.0))
+    batch = tiny_batch(batch_size=8, shots=3)
+    with_history = noise_levels(config, batch, torch.Generator().manual_seed(0))
+    joint = noise_levels(config, batch, torch.Generator().manual_seed(0), history=False)
+    assert (with_history == 0).any() and (joint > 0).all()
+    assert torch.equal(with_history[with_history > 0], joint[with_history > 0])  # the same draws
 
 
 def test_every_config_under_configs_parses():
@@ -161,6 +188,8 @@ def test_schedule_gives_chunk_size_and_top_k_by_step(tmp_path):
         (lambda d: d["model"].update(time_nope_pairs=9), "model.time_nope_pairs must be an int in"),
         (lambda d: d["model"].update(id_bias=True), "model.id_bias needs model.script_ids = true"),
         (lambda d: d["model"].update(id_bias=1), "model.id_bias: must be true or false, got int 1"),
+        (lambda d: d["model"].update(joint_causal="no"), "model.joint_causal must be true, false or unset"),
+        (lambda d: d["train"].update(joint_batches=1.5), "train.joint_batches: must be a probability"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, change, message):

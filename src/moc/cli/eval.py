@@ -37,6 +37,7 @@ def memory(
     scenes: int = typer.Option(32, min=1, help="Held-out scenes per setting."),
     shots: int = typer.Option(8, min=1, help="Shots per scene (the training scenes have 6-8)."),
     long_shots: int = typer.Option(16, min=0, help="Shots of the long shot-by-shot setting (0: skip)."),
+    frames: int = typer.Option(3, min=1, help="Frames per shot (the training scenes have 3)."),
     modes: str = typer.Option("joint,autoregressive", help="Sampler modes at --shots."),
     steps: int = typer.Option(16, min=1, help="Sampler steps."),
     eta: float = typer.Option(
@@ -72,7 +73,7 @@ def memory(
         except (CheckpointError, FileNotFoundError) as err:
             raise _fail(str(err)) from None
         loaded[label] = m
-        entries.append(EvalModel(label, m, m.default_spec()))
+        entries.append(EvalModel(label, m))
     if zero_shot is not None:
         if zero_shot not in loaded:
             raise _fail(f"--zero-shot {zero_shot!r} is not a --model label ({', '.join(loaded)})")
@@ -86,9 +87,9 @@ def memory(
     for m in mode_list:
         if m not in MODES:
             raise _fail(f"--modes entries must be among {', '.join(MODES)}, got {m!r}")
-    settings = [Setting(m, shots) for m in mode_list]
+    settings = [Setting(m, shots, frames) for m in mode_list]
     if long_shots:
-        settings.append(Setting("autoregressive", long_shots))
+        settings.append(Setting("autoregressive", long_shots, frames))
     rows = evaluate_memory(
         entries,
         settings,

@@ -67,7 +67,11 @@ def generate(
     chunk_size: int | None = typer.Option(
         None, "--chunk-size", min=1, help="Chunk size in tokens (default: the model's)."
     ),
-    causal: bool | None = typer.Option(None, "--causal/--no-causal", help="Override causal routing."),
+    causal: bool | None = typer.Option(
+        None,
+        "--causal/--no-causal",
+        help="Override causal routing (default: the model's for the mode; joint follows model.joint_causal).",
+    ),
     out: Path = typer.Option(Path("runs/generate"), "--out", help="Output folder."),
     fps: float = typer.Option(4.0, "--fps", help="Frames per second of the MP4 and GIF."),
     threads: int = typer.Option(0, "--threads", min=0, help="torch threads (0: PyTorch's default)."),
@@ -110,7 +114,7 @@ def generate(
         model = load_model(checkpoint or default_checkpoint())
     except (ScriptError, CheckpointError, FileNotFoundError) as err:
         raise _fail(str(err)) from None
-    spec = model.default_spec()
+    spec = model.default_spec(joint=mode == "joint")
     changes = {
         k: v for k, v in (("top_k", top_k), ("chunk_size", chunk_size), ("causal", causal)) if v is not None
     }

@@ -30,28 +30,34 @@ METRICS = ("identity", "place", "identity_accuracy", "place_accuracy", "presence
 
 @dataclass(frozen=True)
 class EvalModel:
-    """A model under evaluation: a label, the model, and the attention it generates with."""
+    """A model under evaluation: a label, the model, and the attention it generates with.
+
+    ``spec=None`` generates with the model's own attention for each mode
+    (:meth:`~moc.models.MultiShotDiT.default_spec`).
+    """
 
     label: str
     model: MultiShotDiT
-    spec: AttentionSpec
+    spec: AttentionSpec | None = None
 
 
 @dataclass(frozen=True)
 class Setting:
-    """A generation setting: sampler mode and shots per scene."""
+    """A generation setting: sampler mode, shots per scene and frames per shot."""
 
     mode: str
     shots: int
+    frames: int = 3
 
     @property
     def label(self) -> str:
-        return f"{self.mode} {self.shots} shots"
+        frames = "" if self.frames == 3 else f" x {self.frames} frames"
+        return f"{self.mode} {self.shots} shots{frames}"
 
 
-def eval_scripts(count: int, shots: int, seed: int = 0):
-    """``count`` held-out scripts of ``shots`` shots (3 frames each)."""
-    config = ScriptConfig(num_shots=shots)
+def eval_scripts(count: int, shots: int, seed: int = 0, frames: int = 3):
+    """``count`` held-out scripts of ``shots`` shots of ``frames`` frames each."""
+    config = ScriptConfig(num_shots=shots, frames_per_shot=frames)
     return [random_script(EVAL_SEED_OFFSET + seed * 100_003 + i, config) for i in range(count)]
 
 
@@ -74,10 +80,11 @@ def evaluate_memory(
     """
     rows = []
     for setting in settings:
-        scripts = eval_scripts(scenes, setting.shots, seed)
+        scripts = eval_scripts(scenes, setting.shots, seed, setting.frames)
         level = _history_noise(setting.mode, history_noise)
         for entry in models:
             videos, record_density, record_flops, wall = [], [], [], 0.0
+            spec = entry.spec or entry.model.default_spec(joint=setting.mode == "joint")
             for start in range(0, len(scripts), batch_size):
                 part = scripts[start : start + batch_size]
                 result = generate_scenes(
@@ -86,7 +93,7 @@ def evaluate_memory(
                     mode=setting.mode,
                     steps=steps,
                     seed=seed + start,
-                    spec=entry.spec,
+                    spec=spec,
                     eta=eta,
                     history_noise=level,
                 )
@@ -100,9 +107,11 @@ def evaluate_memory(
                 "setting": setting.label,
                 "mode": setting.mode,
                 "shots": setting.shots,
-                "attention": entry.spec.mode,
-                "top_k": entry.spec.moc.top_k,
-                "chunk_size": entry.spec.moc.chunk_size,
+                "frames": setting.frames,
+                "attention": spec.mode,
+                "top_k": spec.moc.top_k,
+                "chunk_size": spec.moc.chunk_size,
+                "causal": spec.moc.causal,
                 "scenes": len(scripts),
                 "seed": seed,
                 "steps": steps,

@@ -122,7 +122,8 @@ def generate_scenes(
         mode: ``joint`` (all shots denoised together) or ``autoregressive`` (shot by shot, cached history).
         steps: Euler steps (per shot in autoregressive mode).
         seed: seed of the initial noise; the same seed gives the same video.
-        spec: attention mode and MoC config (default: the model's).
+        spec: attention mode and MoC config (default: the model's for ``mode``, see
+            :meth:`~moc.models.MultiShotDiT.default_spec`).
         progress: called with 1 per denoising step.
         eta: sampler noise (0: deterministic Euler; 1: fresh noise each step, the default).
         history_noise: autoregressive mode only: the noise level at which a finished shot joins the
@@ -132,7 +133,8 @@ def generate_scenes(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     model.eval()
-    spec = spec or model.default_spec()  # eval mode: routing applies no drop-off / drop-in
+    # Eval mode: routing applies no drop-off / drop-in.
+    spec = spec or model.default_spec(joint=mode == "joint")
     batch = script_batch(scripts, model)
     record = AttentionRecord()
     if history_noise is not None and mode != "autoregressive":
@@ -184,39 +186,63 @@ def routing_map(record: AttentionRecord, layout: Layout, chunk_size: int | None)
 
 
 def retrieval_precision(
-    shares: np.ndarray, script: Script, layout: Layout, chunk_size: int | None, kind: str = "place"
+    shares: np.ndarray,
+    script: Script,
+    layout: Layout,
+    chunk_size: int | None,
+    kind: str = "place",
+    *,
+    causal: bool = True,
 ) -> tuple[float, float]:
-    """How much routing went to earlier shots of the same place (``kind="place"``) or sharing a character.
+    """How much routing went to other shots of the same place (``kind="place"``) or sharing a character.
+
+    The other shots are the earlier ones when ``causal``, else all but the query's own.
 
     Returns ``(precision, base_rate)``: the mean routed share on such shots, over the shots that have one,
-    and the share that uniform routing over all earlier video chunks would give.
+    and the share that uniform routing over all candidate video chunks would give.
     """
     chunks = layout.chunks(chunk_size)
     shot_of_chunk = chunks.shot.numpy()
     video = chunks.kind.numpy() == 1
     hits, base = [], []
     for s in range(len(script.shots)):
-        earlier = [e for e in range(s) if _related(script, e, s, kind)]
-        if not earlier or shares[s].sum() == 0:
+        others = _candidate_shots(s, len(script.shots), causal)
+        related_shots = [e for e in others if _related(script, e, s, kind)]
+        if not related_shots or shares[s].sum() == 0:
             continue
-        candidates = video & (shot_of_chunk >= 0) & (shot_of_chunk < s)
-        related = candidates & np.isin(shot_of_chunk, earlier)
+        candidates = video & np.isin(shot_of_chunk, others)
+        related = candidates & np.isin(shot_of_chunk, related_shots)
         hits.append(float(shares[s][related].sum()))
         base.append(related.sum() / max(1, candidates.sum()))
     return (float(np.mean(hits)) if hits else float("nan"), float(np.mean(base)) if base else float("nan"))
 
 
-def _related(script: Script, earlier: int, shot: int, kind: str) -> bool:
-    a, b = script.shots[earlier], script.shots[shot]
+def _candidate_shots(shot: int, shots: int, causal: bool) -> list[int]:
+    """The shots whose chunks a query of ``shot`` may route to (besides its own, which is an anchor)."""
+    return list(range(shot)) if causal else [e for e in range(shots) if e != shot]
+
+
+def _related(script: Script, other: int, shot: int, kind: str) -> bool:
+    a, b = script.shots[other], script.shots[shot]
     if kind == "place":
         return a.place == b.place
     return bool(set(a.character_ids) & set(b.character_ids))
 
 
 def write_routing_map(
-    shares: np.ndarray, script: Script, layout: Layout, chunk_size: int | None, path: Path, title: str
+    shares: np.ndarray,
+    script: Script,
+    layout: Layout,
+    chunk_size: int | None,
+    path: Path,
+    title: str,
+    *,
+    causal: bool = True,
 ) -> Path:
-    """The routing map PNG: rows are query shots, columns earlier chunks; boxes mark related shots."""
+    """The routing map PNG: rows are query shots, columns video chunks; boxes mark related shots.
+
+    Boxes mark the shots a query may route to: the earlier ones when ``causal``, else all others.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -232,7 +258,7 @@ def write_routing_map(
     for s in range(len(script.shots)):
         for j, c in enumerate(video):
             e = shot_of_chunk[c]
-            if e >= s:
+            if e == s or (causal and e > s):
                 continue
             if _related(script, e, s, "place"):
                 ax.add_patch(Rectangle((j - 0.5, s - 0.5), 1, 1, fill=False, ec="#1f77b4", lw=1.4))
@@ -253,9 +279,8 @@ def write_routing_map(
     )
     for j in starts[1:]:
         ax.axvline(j - 0.5, color="white", lw=0.8)
-    ax.set_xlabel(
-        "retrieved chunk of an earlier shot; solid blue box: same place; dashed green: a shared character"
-    )
+    which = "an earlier shot" if causal else "another shot (non-causal routing)"
+    ax.set_xlabel(f"retrieved chunk of {which}; solid blue box: same place; dashed green: a shared character")
     ax.set_title("\n".join(textwrap.wrap(title, 110)), fontsize=9)
     fig.tight_layout()
     return atomic.save_figure(fig, path, dpi=130)
@@ -296,6 +321,7 @@ def write_outputs(
         "attention": spec.mode,
         "top_k": spec.moc.top_k,
         "chunk_size": spec.moc.chunk_size,
+        "causal": spec.moc.causal,
         "shots": len(script.shots),
         "frames": int(frames.shape[0]),
         "tokens": batch.layout.num_tokens,
@@ -305,8 +331,13 @@ def write_outputs(
     }
     if spec.mode in ("moc", "window"):
         shares = routing_map(record, batch.layout, spec.moc.chunk_size)
-        place, place_base = retrieval_precision(shares, script, batch.layout, spec.moc.chunk_size, "place")
-        cast, cast_base = retrieval_precision(shares, script, batch.layout, spec.moc.chunk_size, "character")
+        causal = spec.mode == "window" or spec.moc.causal  # the window's fixed plan is the previous shot
+        place, place_base = retrieval_precision(
+            shares, script, batch.layout, spec.moc.chunk_size, "place", causal=causal
+        )
+        cast, cast_base = retrieval_precision(
+            shares, script, batch.layout, spec.moc.chunk_size, "character", causal=causal
+        )
         summary.update(
             place_retrieval=place,
             place_base_rate=place_base,
@@ -320,7 +351,7 @@ def write_outputs(
             f"(uniform: {cast_base:.2f})"
         )
         paths["routing_map"] = write_routing_map(
-            shares, script, batch.layout, spec.moc.chunk_size, out / "routing_map.png", title
+            shares, script, batch.layout, spec.moc.chunk_size, out / "routing_map.png", title, causal=causal
         )
     paths["summary"] = atomic.write_text(out / "summary.json", json.dumps(summary, indent=2))
     return paths

@@ -56,6 +56,10 @@ class ModelConfig:
             at the same place (two gains per head and block, starting at :data:`ID_BIAS_INIT`). Routing sees
             the same bonus through the chunk means. This makes "look up Character 2" a built-in operation
             instead of one the model has to discover (``docs/training.md``, stage 6).
+        joint_causal: routing causality when every shot is noisy (joint generation, and the joint batches
+            of ``train.joint_batches``); ``None`` uses ``moc.causal`` everywhere. Shot-by-shot generation
+            always routes with ``moc.causal``: later shots do not exist yet, so a model must not learn to
+            look for them there, while jointly the later shots are there and dense attention uses them.
     """
 
     width: int = 128
@@ -75,6 +79,7 @@ class ModelConfig:
     num_ids: int = 10
     time_nope_pairs: int = 0
     id_bias: bool = False
+    joint_causal: bool | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -114,6 +119,8 @@ class ModelConfig:
         for name in ("script_ids", "id_bias"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"model.{name} must be true or false, got {getattr(self, name)!r}")
+        if self.joint_causal is not None and not isinstance(self.joint_causal, bool):
+            raise ValueError(f"model.joint_causal must be true, false or unset, got {self.joint_causal!r}")
         if self.id_bias and not self.script_ids:
             raise ValueError("model.id_bias needs model.script_ids = true (it compares the script's ids)")
         if self.backend not in ("auto", "reference", "varlen", "flex"):

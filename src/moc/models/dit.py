@@ -242,10 +242,18 @@ class MultiShotDiT(nn.Module):
         nn.init.normal_(self.text_slot.weight, std=0.02)
         nn.init.normal_(self.token_type.weight, std=0.02)
 
-    def default_spec(self) -> AttentionSpec:
-        """The attention spec of the config (mode, MoC config, backend)."""
+    def default_spec(self, *, joint: bool = False) -> AttentionSpec:
+        """The attention spec of the config (mode, MoC config, backend).
+
+        Args:
+            joint: the spec for sequences whose shots are all noisy (joint generation): routing causality
+                then follows ``config.joint_causal`` when it is set.
+        """
         c = self.config
-        return AttentionSpec(c.attention, c.moc, c.backend)
+        moc = c.moc
+        if joint and c.joint_causal is not None:
+            moc = moc.replace(causal=c.joint_causal)
+        return AttentionSpec(c.attention, moc, c.backend)
 
     @property
     def script_id_parameters(self) -> tuple[str, ...]:

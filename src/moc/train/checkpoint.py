@@ -91,7 +91,7 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
     if CONFIG_KEY in meta:
         saved = model_config_from_json(meta[CONFIG_KEY])
         ours = model.config
-        free = {"attention", "moc", "backend"}
+        free = {"attention", "moc", "backend", "joint_causal"}
         if grow:
             free.add("time_nope_pairs")
             if not saved.script_ids and ours.script_ids:

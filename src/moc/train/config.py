@@ -55,6 +55,9 @@ class OptimConfig:
         prefix_batches: probability that a batch is cut after a random shot (1 to all of its shots), so the
             model also sees the short sequences that shot-by-shot generation runs (its first shot alone,
             then each prefix). 0 keeps whole scenes only and draws no random number for it.
+        joint_batches: probability that a batch is a joint batch: whole scenes with every shot noisy (no
+            prefix cut, no clean history), routed as joint generation routes (``model.joint_causal``). The
+            other batches route with ``model.moc.causal``. 0 draws no random number for it.
         character_weight: loss weight of pixels covered by a character (1 = plain MSE). The optimum of a
             per-pixel weighted MSE is still the posterior mean, so this only speeds up learning sprites.
         threads: ``torch.set_num_threads`` (0: leave PyTorch's default).
@@ -75,6 +78,7 @@ class OptimConfig:
     t_std: float = 1.0
     clean_history: float = 0.25
     prefix_batches: float = 0.0
+    joint_batches: float = 0.0
     character_weight: float = 4.0
     threads: int = 0
     id_lr_scale: float = 1.0
@@ -247,7 +251,7 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
     checkpoint = _build(CheckpointConfig, data.get("checkpoint", {}), source, "checkpoint")
     if train.steps <= 0:
         raise _fail(source, "train.steps", f"must be > 0, got {train.steps}")
-    for key in ("clean_history", "prefix_batches"):
+    for key in ("clean_history", "prefix_batches", "joint_batches"):
         if not 0.0 <= getattr(train, key) <= 1.0:
             raise _fail(source, f"train.{key}", f"must be a probability in [0, 1], got {getattr(train, key)}")
     if not train.id_lr_scale > 0:

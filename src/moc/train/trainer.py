@@ -56,22 +56,32 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     )
 
 
-def noise_levels(config: TrainConfig, batch: Batch, generator: torch.Generator) -> torch.Tensor:
-    """``(B, S)`` per-shot t: logit-normal, with clean histories for a fraction of the samples."""
+def noise_levels(
+    config: TrainConfig, batch: Batch, generator: torch.Generator, *, history: bool = True
+) -> torch.Tensor:
+    """``(B, S)`` per-shot t: logit-normal, with clean histories for a fraction of the samples.
+
+    ``history=False`` (joint batches) keeps every shot noisy; it draws the same random numbers.
+    """
     b, s = len(batch), batch.num_shots
     opt = config.train
     t = torch.sigmoid(opt.t_mean + opt.t_std * torch.randn(b, s, generator=generator))
-    clean = torch.rand(b, generator=generator) < opt.clean_history
+    clean = (torch.rand(b, generator=generator) < opt.clean_history) & history
     split = torch.randint(0, s, (b,), generator=generator)
     history = clean[:, None] & (torch.arange(s)[None] < split[:, None])
     return torch.where(history, torch.zeros_like(t), t)
 
 
+def draw(generator: torch.Generator) -> float:
+    """One uniform number in [0, 1) from ``generator``."""
+    return torch.rand(1, generator=generator).item()
+
+
 def random_prefix(batch: Batch, probability: float, generator: torch.Generator) -> Batch:
     """With ``probability``, ``batch`` cut after a uniformly drawn shot (1..all); else ``batch`` itself."""
-    draw = torch.rand(1, generator=generator).item()
+    cut = draw(generator) < probability
     shots = int(torch.randint(1, batch.num_shots + 1, (1,), generator=generator))
-    return batch.prefix(shots) if draw < probability else batch
+    return batch.prefix(shots) if cut else batch
 
 
 def loss_fn(config: TrainConfig, pred: torch.Tensor, batch: Batch, t: torch.Tensor) -> torch.Tensor:
@@ -235,11 +245,19 @@ def train(
     with metrics_path.open("a") as log:
         for step in range(start + 1, last + 1):
             batch = stream.batch(step - 1)
-            if opt_cfg.prefix_batches > 0:  # no draw at 0, so configs without prefixes replay exactly
+            # No draws at probability 0, so configs without joint batches or prefixes replay exactly.
+            joint = opt_cfg.joint_batches > 0 and draw(noise_gen) < opt_cfg.joint_batches
+            if opt_cfg.prefix_batches > 0 and not joint:
                 batch = random_prefix(batch, opt_cfg.prefix_batches, noise_gen)
             routing = config.routing_at(step - 1)
-            spec = AttentionSpec(config.model.attention, routing, config.model.backend)
-            t = noise_levels(config, batch, noise_gen)
+            # Probes see a clean history (routed as shot by shot); sample grids are joint generation.
+            probe_spec = AttentionSpec(config.model.attention, routing, config.model.backend)
+            joint_spec = probe_spec
+            if config.model.joint_causal is not None:
+                joint_moc = routing.replace(causal=config.model.joint_causal)
+                joint_spec = dataclasses.replace(probe_spec, moc=joint_moc)
+            spec = joint_spec if joint else probe_spec
+            t = noise_levels(config, batch, noise_gen, history=not joint)
             noise = torch.randn(batch.frames.shape, generator=noise_gen)
             tf = t[:, batch.frame_shot][..., None, None, None]
             x_t = (1 - tf) * batch.frames + tf * noise
@@ -277,7 +295,7 @@ def train(
                 bar.set_postfix(loss=f"{record['loss']:.4f}", it_s=f"{record['steps_per_s']:.2f}")
                 window_loss, window_steps, window_start = 0.0, 0, now
             if config.log.probe_every and (step % config.log.probe_every == 0 or step == last):
-                probe = memory_probe(ema, probe_batch, spec, seed=PROBE_SEED)
+                probe = memory_probe(ema, probe_batch, probe_spec, seed=PROBE_SEED)
                 record.update(
                     step=step,
                     probe_ratio=probe.ratio,
@@ -287,7 +305,7 @@ def train(
                 )
                 if binding is not None:
                     record["probe_binding_ratio"] = binding_probe(
-                        ema, binding, spec, PROBE_SEED
+                        ema, binding, probe_spec, PROBE_SEED
                     ).binding_ratio
             if config.log.sample_every and (step % config.log.sample_every == 0 or step == last):
                 write_samples(
@@ -295,7 +313,7 @@ def train(
                     probe_batch,
                     out / "samples" / f"step_{step:07d}.png",
                     config.log.sample_steps,
-                    spec,
+                    joint_spec,
                 )
             if record:
                 log.write(json.dumps(record) + "\n")
