@@ -31,7 +31,7 @@ bench: $(STAMP)
 	$(VENV)/bin/moc bench attention --out runs/bench
 
 # The main job: the shipped checkpoint generates the shipped 8-shot example scene (with revisits) and writes
-# the video, the contact sheet and the routing map that shows which earlier shots each shot retrieved.
+# the video, the contact sheet and the routing map that shows which other shots each shot retrieved.
 demo: $(STAMP)
 	$(VENV)/bin/moc generate --script src/moc/world/examples/the_return.toml --out runs/demo
 	@echo "demo outputs in runs/demo: scene.mp4, scene.gif, contact_sheet.png, routing_map.png, summary.json"

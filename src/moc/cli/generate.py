@@ -139,9 +139,10 @@ def generate(
             raise _fail(str(err)) from None
     paths = write_outputs(result, out, fps=fps)
     record = result.record
+    routing = "" if spec.mode != "moc" else (", causal" if spec.moc.causal else ", non-causal")
     typer.echo(
         f"{n_shots} shots, {result.batch.layout.num_tokens} tokens, {spec.mode} attention "
-        f"(top_k={spec.moc.top_k}, chunk={spec.moc.chunk_size or 'frame'}), {mode}: "
+        f"(top_k={spec.moc.top_k}, chunk={spec.moc.chunk_size or 'frame'}{routing}), {mode}: "
         f"density {record.density:.3f}, attention FLOPs {record.flops_ratio:.2f}x dense, "
         f"generation {result.wall_s:.1f} s (total {time.perf_counter() - begin:.1f} s)"
     )

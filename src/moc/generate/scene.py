@@ -279,8 +279,8 @@ def write_routing_map(
     )
     for j in starts[1:]:
         ax.axvline(j - 0.5, color="white", lw=0.8)
-    which = "an earlier shot" if causal else "another shot (non-causal routing)"
-    ax.set_xlabel(f"retrieved chunk of {which}; solid blue box: same place; dashed green: a shared character")
+    which = "an earlier shot" if causal else "another shot, earlier or later (non-causal routing)"
+    ax.set_xlabel(f"retrieved chunk of {which}\nsolid blue box: same place; dashed green: a shared character")
     ax.set_title("\n".join(textwrap.wrap(title, 110)), fontsize=9)
     fig.tight_layout()
     return atomic.save_figure(fig, path, dpi=130)
