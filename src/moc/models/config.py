@@ -134,5 +134,9 @@ class ModelConfig:
     def patch_dim(self) -> int:
         return self.patch_size * self.patch_size * self.channels
 
+    def joint_routing(self, moc: MoCConfig) -> MoCConfig:
+        """``moc`` as joint generation routes it: with ``joint_causal`` as its causality when that is set."""
+        return moc if self.joint_causal is None else moc.replace(causal=self.joint_causal)
+
     def replace(self, **changes: object) -> ModelConfig:
         return replace(self, **changes)

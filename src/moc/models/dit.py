@@ -250,10 +250,7 @@ class MultiShotDiT(nn.Module):
                 then follows ``config.joint_causal`` when it is set.
         """
         c = self.config
-        moc = c.moc
-        if joint and c.joint_causal is not None:
-            moc = moc.replace(causal=c.joint_causal)
-        return AttentionSpec(c.attention, moc, c.backend)
+        return AttentionSpec(c.attention, c.joint_routing(c.moc) if joint else c.moc, c.backend)
 
     @property
     def script_id_parameters(self) -> tuple[str, ...]:

@@ -252,10 +252,7 @@ def train(
             routing = config.routing_at(step - 1)
             # Probes see a clean history (routed as shot by shot); sample grids are joint generation.
             probe_spec = AttentionSpec(config.model.attention, routing, config.model.backend)
-            joint_spec = probe_spec
-            if config.model.joint_causal is not None:
-                joint_moc = routing.replace(causal=config.model.joint_causal)
-                joint_spec = dataclasses.replace(probe_spec, moc=joint_moc)
+            joint_spec = dataclasses.replace(probe_spec, moc=config.model.joint_routing(routing))
             spec = joint_spec if joint else probe_spec
             t = noise_levels(config, batch, noise_gen, history=not joint)
             noise = torch.randn(batch.frames.shape, generator=noise_gen)
