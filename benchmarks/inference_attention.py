@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from moc.eval.memory import EvalModel, Setting, evaluate_memory, write_results
+from moc.eval.memory import TRAINING_FRAMES, EvalModel, Setting, evaluate_memory, write_results
 from moc.models import AttentionSpec
 from moc.train import load_model
 
@@ -26,7 +26,7 @@ parser.add_argument("--mode", choices=("joint", "autoregressive"), default="join
 parser.add_argument("--history-noise", default="0", help="comma-separated levels (autoregressive mode)")
 parser.add_argument("--scenes", type=int, default=32)
 parser.add_argument("--shots", type=int, default=8)
-parser.add_argument("--frames", type=int, default=3, help="frames per shot")
+parser.add_argument("--frames", type=int, default=TRAINING_FRAMES, help="frames per shot")
 parser.add_argument("--out", type=Path, default=Path("runs/eval/variants"))
 args = parser.parse_args()
 

@@ -25,6 +25,8 @@ from moc.world.metrics import evaluate, frames_from_tensor
 from moc.world.script import GAP_BUCKETS as BUCKETS
 from moc.world.script import ScriptConfig, random_script
 
+# Frames per shot of the training scenes (ScriptConfig's default); a setting's label names other counts.
+TRAINING_FRAMES = 3
 METRICS = ("identity", "place", "identity_accuracy", "place_accuracy", "presence", "smoothness")
 
 
@@ -47,15 +49,15 @@ class Setting:
 
     mode: str
     shots: int
-    frames: int = 3
+    frames: int = TRAINING_FRAMES
 
     @property
     def label(self) -> str:
-        frames = "" if self.frames == 3 else f" x {self.frames} frames"
+        frames = "" if self.frames == TRAINING_FRAMES else f" x {self.frames} frames"
         return f"{self.mode} {self.shots} shots{frames}"
 
 
-def eval_scripts(count: int, shots: int, seed: int = 0, frames: int = 3):
+def eval_scripts(count: int, shots: int, seed: int = 0, frames: int = TRAINING_FRAMES):
     """``count`` held-out scripts of ``shots`` shots of ``frames`` frames each."""
     config = ScriptConfig(num_shots=shots, frames_per_shot=frames)
     return [random_script(EVAL_SEED_OFFSET + seed * 100_003 + i, config) for i in range(count)]

@@ -256,9 +256,10 @@ def write_routing_map(
     fig, ax = plt.subplots(figsize=(max(8, 0.18 * len(video) + 2), 0.45 * len(script.shots) + 2.2))
     ax.imshow(data, cmap="magma_r", aspect="auto", vmin=0, vmax=max(1e-9, float(data.max())))
     for s in range(len(script.shots)):
+        others = set(_candidate_shots(s, len(script.shots), causal))
         for j, c in enumerate(video):
             e = shot_of_chunk[c]
-            if e == s or (causal and e > s):
+            if e not in others:
                 continue
             if _related(script, e, s, "place"):
                 ax.add_patch(Rectangle((j - 0.5, s - 0.5), 1, 1, fill=False, ec="#1f77b4", lw=1.4))
