@@ -55,6 +55,8 @@ def test_calibrate_and_bench_run():
     result = runner.invoke(app, ["calibrate", "--scenes", "2", "--shots", "6"])
     assert result.exit_code == 0, result.output
     assert "| identity | ground_truth |" in result.output
+    six = runner.invoke(app, ["calibrate", "--scenes", "2", "--shots", "6", "--frames", "6"])
+    assert six.exit_code == 0 and "6 shots x 6 frames" in six.output, six.output
     result = runner.invoke(app, ["bench", "--batch-size", "2", "--batches", "2", "--shots", "2-3"])
     assert result.exit_code == 0, result.output
     assert "batches/s" in result.output

@@ -88,6 +88,7 @@ def calibrate(
     scenes: int = typer.Option(64, help="Number of random scenes."),
     seed: int = typer.Option(0, help="Seed of the scenes."),
     shots: int = typer.Option(12, help="Shots per scene (9+ needed for the 8+ gap bucket)."),
+    frames: int = typer.Option(3, min=1, help="Frames per shot."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the reports as JSON."),
 ) -> None:
     """Score ground truth, per-shot redrawn appearances, blank and noise videos: the metrics' scale."""
@@ -96,8 +97,8 @@ def calibrate(
     from moc.world.calibration import calibrate as run
     from moc.world.calibration import calibration_table
 
-    reports = run(scenes, seed, config=_script_config(shots, None))
-    typer.echo(f"{scenes} scenes of {shots} shots, seed {seed}\n")
+    reports = run(scenes, seed, config=_script_config(shots, frames))
+    typer.echo(f"{scenes} scenes of {shots} shots x {frames} frames, seed {seed}\n")
     typer.echo(calibration_table(reports))
     if json_out is not None:
         json_out.write_text(json.dumps({k: r.to_dict() for k, r in reports.items()}, indent=2))
