@@ -11,6 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from moc.cli import build_app
+from moc.config import MoCConfig
 from moc.eval.memory import (
     EvalModel,
     Setting,
@@ -21,7 +22,14 @@ from moc.eval.memory import (
     zero_shot_variants,
 )
 from moc.generate.sampler import sample_autoregressive, shot_prefixes
-from moc.generate.scene import generate_scenes, retrieval_precision, routing_map, script_batch, write_outputs
+from moc.generate.scene import (
+    caption_share,
+    generate_scenes,
+    retrieval_precision,
+    routing_map,
+    script_batch,
+    write_outputs,
+)
 from moc.models import AttentionSpec
 from moc.train import save_model
 from moc.world import example_script_path
@@ -139,9 +147,26 @@ def test_memory_eval_runs_end_to_end(tmp_path):
     local_row = next(r for r in rows if r["model"] == "local")
     moc_row = next(r for r in rows if r["model"] == "moc")
     assert local_row["density"] < moc_row["density"]
+    for row in rows:  # the per-scene sums that `moc eval compare` resamples pool to the row's means
+        for metric, buckets in row["per_scene"].items():
+            for bucket, sums in buckets.items():
+                total, count = map(sum, zip(*sums, strict=True))
+                assert len(sums) == 2 and count == row["counts"][metric].get(bucket, 0)
+                if count:
+                    assert total / count == pytest.approx(row["metrics"][metric][bucket])
     paths = write_results(rows, tmp_path)
     assert markdown_table(rows).count("\n") == len(rows) + 2
     assert paths["chart"].stat().st_size > 1000 and json.loads(paths["json"].read_text()) == rows
+
+
+def test_inference_top_k_variants_keep_the_models_joint_causality():
+    model = tiny_model(joint_causal=False)
+    (variant,) = zero_shot_variants("moc", model, [5], [None])
+    assert variant.spec_for("joint").moc.causal is False and variant.spec_for("joint").moc.top_k == 5
+    assert variant.spec_for("autoregressive").moc.causal is True
+    assert variant.spec_for("autoregressive").moc.top_k == 5
+    own = EvalModel("moc", model)
+    assert own.spec_for("joint") == model.default_spec(joint=True)
 
 
 def test_joint_generation_routes_with_the_models_joint_causality(tmp_path):
@@ -185,9 +210,36 @@ def test_retrieval_precision_counts_later_shots_only_for_non_causal_routing():
     assert causal < 0.9  # shot 2 sends half its routing to shot 7, which causal routing cannot reach
 
 
+def test_routed_captions_are_reported_apart_from_the_frames_they_route_to(tmp_path):
+    """With ``text_anchor=False`` captions are routed: the map shows them, precision counts frames only."""
+    script = load_script(example_script_path())
+    model = tiny_model(moc=MoCConfig(top_k=2, text_anchor=False))
+    result = generate_scenes(model, [script], steps=2, spec=AttentionSpec("moc", model.config.moc))
+    layout = result.batch.layout
+    shares = routing_map(result.record, layout, None)
+    captions = caption_share(shares, layout, None)
+    assert 0 < captions < 1
+    summary = json.loads(write_outputs(result, tmp_path)["summary"].read_text())
+    assert summary["caption_routing_share"] == pytest.approx(captions)
+
+    chunks = layout.chunks(None)
+    shot_of_chunk, video = chunks.shot.numpy(), chunks.kind.numpy() == 1
+    same = np.zeros_like(shares)  # every shot with an earlier same-place shot: half to it, half to captions
+    for s, shot in enumerate(script.shots):
+        earlier = [e for e in range(s) if script.shots[e].place == shot.place]
+        hit = video & np.isin(shot_of_chunk, earlier)
+        if hit.any():
+            same[s, hit] = 0.5 / hit.sum()
+            same[s, ~video] = 0.5 / (~video).sum()
+    assert retrieval_precision(same, script, layout, None)[0] == pytest.approx(1.0)
+    assert caption_share(same, layout, None) == pytest.approx(0.5)
+    with_anchor = routing_map(generate_scenes(tiny_model(), [script], steps=1).record, layout, None)
+    assert caption_share(with_anchor, layout, None) == 0.0
+
+
 def test_eval_merge_joins_runs_that_scored_the_same_scenes(tmp_path, checkpoint):
     app = build_app()
-    common = ["--scenes", "1", "--steps", "1", "--shots", "2", "--long-shots", "0"]
+    common = ["--scenes", "2", "--steps", "1", "--shots", "3", "--long-shots", "0"]
     for label in ("a", "b"):
         result = CliRunner().invoke(
             app,
@@ -200,13 +252,21 @@ def test_eval_merge_joins_runs_that_scored_the_same_scenes(tmp_path, checkpoint)
     assert merged.exit_code == 0, merged.output
     rows = json.loads((tmp_path / "m/results.json").read_text())
     assert [(r["setting"], r["model"]) for r in rows] == [
-        ("joint 2 shots", "a"),
-        ("joint 2 shots", "b"),
-        ("autoregressive 2 shots", "a"),
-        ("autoregressive 2 shots", "b"),
+        ("joint 3 shots", "a"),
+        ("joint 3 shots", "b"),
+        ("autoregressive 3 shots", "a"),
+        ("autoregressive 3 shots", "b"),
     ]
     # Same weights, scenes and noise: the two runs score identically.
     assert rows[0]["metrics"] == rows[1]["metrics"] and rows[2]["metrics"] == rows[3]["metrics"]
+    compared = CliRunner().invoke(
+        app, ["eval", "compare", str(tmp_path / "m"), "--model", "a", "--reference", "b"]
+    )
+    assert compared.exit_code == 0, compared.output
+    table = (tmp_path / "m/compare_a_b.md").read_text()
+    assert "| joint 3 shots | identity | all |" in table and "| 1.00 | 1.00–1.00 | yes | within |" in table
+    unknown = CliRunner().invoke(app, ["eval", "compare", str(tmp_path / "m"), "--model", "moc"])
+    assert unknown.exit_code == 2 and "no setting has both 'moc' and 'dense'" in unknown.output
     again = CliRunner().invoke(
         app, ["eval", "merge", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(tmp_path / "x")]
     )

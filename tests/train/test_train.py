@@ -64,8 +64,11 @@ def test_shipped_configs_parse_and_differ_only_in_attention():
 
 
 def test_baseline_stages_differ_from_the_shipped_stages_only_in_attention_and_weights():
-    stages = sorted(p.stem.removeprefix("default_") for p in (ROOT / "configs").glob("default_stage*.toml"))
-    assert stages == [f"stage{n}" for n in range(2, 10)]
+    stages = sorted(
+        (p.stem.removeprefix("default_") for p in (ROOT / "configs").glob("default_stage*.toml")),
+        key=lambda name: int(name.removeprefix("stage")),
+    )
+    assert stages == [f"stage{n}" for n in range(2, 11)]
     for stage in stages:
         ours = load_config(ROOT / f"configs/default_{stage}.toml")
         others = [("local", load_config(ROOT / f"configs/local_{stage}.toml"))]
@@ -88,7 +91,7 @@ def test_make_train_chains_each_stage_from_the_one_before():
     makefile = (ROOT / "Makefile").read_text()
     recipe = makefile[makefile.index("\ntrain:") :].split("\n\n")[0]
     paths = [line.split("moc train ")[1].strip() for line in recipe.splitlines() if "moc train " in line]
-    assert paths[0] == "configs/default.toml" and paths[-1] == "configs/default_stage9.toml"
+    assert paths[0] == "configs/default.toml" and paths[-1] == "configs/default_stage10.toml"
     previous = ""
     for path in paths:
         config = load_config(ROOT / path)

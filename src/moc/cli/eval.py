@@ -30,7 +30,9 @@ def memory(
         ..., "--model", help="LABEL=PATH of a model file (repeat): e.g. moc=runs/default/model.safetensors."
     ),
     zero_shot: str | None = typer.Option(
-        None, "--zero-shot", help="LABEL of a --model (e.g. dense) to also run with MoC at inference."
+        None,
+        "--zero-shot",
+        help="LABEL of a --model (e.g. dense) to also run with MoC at other top_k at inference.",
     ),
     zero_shot_top_k: str = typer.Option("1,2,3", help="top_k values of the zero-shot variants."),
     zero_shot_chunks: str = typer.Option("16,48", help="Chunk sizes (tokens) of the zero-shot variants."),
@@ -143,3 +145,38 @@ def merge(
         raise _fail(str(err)) from None
     for kind, path in write_results(rows, out).items():
         typer.echo(f"  {kind:6s} {path}")
+
+
+@app.command()
+def compare(
+    results: Path = typer.Argument(..., help="Folder of a `moc eval memory` or `moc eval merge` run."),
+    model: str = typer.Option("moc", "--model", help="Label of the model to judge."),
+    reference: str = typer.Option("dense", "--reference", help="Label of the reference model."),
+    tolerance: float = typer.Option(0.1, "--tolerance", min=0.0, help="Allowed ratio above 1 (0.1: 10%)."),
+    confidence: float = typer.Option(0.9, "--confidence", min=0.5, max=0.999, help="Interval coverage."),
+    resamples: int = typer.Option(2000, "--resamples", min=100, help="Bootstrap resamples of the scenes."),
+) -> None:
+    """Is MODEL within TOLERANCE of REFERENCE at every gap? Paired by scene, with bootstrap intervals.
+
+    Writes compare_MODEL_REFERENCE.md next to results.json. A verdict is ``within`` when the whole interval
+    of the ratio MODEL / REFERENCE lies at or under 1 + TOLERANCE, ``worse`` when it lies above it, else
+    ``undecided``.
+    """
+    import json
+
+    from moc import atomic
+    from moc.eval.compare import compare_results, comparison_table
+
+    path = results / "results.json"
+    if not path.is_file():
+        raise _fail(f"{path}: no such file (run `moc eval memory --out {results}` first)")
+    try:
+        comparisons = compare_results(
+            json.loads(path.read_text()), model, reference, resamples=resamples, confidence=confidence
+        )
+    except ValueError as err:
+        raise _fail(str(err)) from None
+    table = comparison_table(comparisons, model, reference, tolerance, confidence)
+    typer.echo(table)
+    out = atomic.write_text(results / f"compare_{model}_{reference}.md", table)
+    typer.echo(f"  table  {out}")

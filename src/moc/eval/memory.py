@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from moc import atomic
+from moc.eval.compare import MEMORY_METRICS
 from moc.generate.sampler import HISTORY_NOISE
 from moc.generate.scene import generate_scenes
 from moc.models import AttentionSpec, MultiShotDiT
 from moc.world.data import EVAL_SEED_OFFSET
-from moc.world.metrics import evaluate, frames_from_tensor
+from moc.world.metrics import SceneScores, frames_from_tensor, score_scene, summarize
 from moc.world.script import GAP_BUCKETS as BUCKETS
 from moc.world.script import ScriptConfig, random_script
 
@@ -35,12 +36,21 @@ class EvalModel:
     """A model under evaluation: a label, the model, and the attention it generates with.
 
     ``spec=None`` generates with the model's own attention for each mode
-    (:meth:`~moc.models.MultiShotDiT.default_spec`).
+    (:meth:`~moc.models.MultiShotDiT.default_spec`). ``joint_spec``, when given, replaces ``spec`` in joint
+    settings (a routing overridden at inference keeps the model's joint causality).
     """
 
     label: str
     model: MultiShotDiT
     spec: AttentionSpec | None = None
+    joint_spec: AttentionSpec | None = None
+
+    def spec_for(self, mode: str) -> AttentionSpec:
+        """The attention of a setting's sampler mode."""
+        joint = mode == "joint"
+        if joint and self.joint_spec is not None:
+            return self.joint_spec
+        return self.spec or self.model.default_spec(joint=joint)
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,7 @@ def evaluate_memory(
         level = _history_noise(setting.mode, history_noise)
         for entry in models:
             videos, record_density, record_flops, wall = [], [], [], 0.0
-            spec = entry.spec or entry.model.default_spec(joint=setting.mode == "joint")
+            spec = entry.spec_for(setting.mode)
             for start in range(0, len(scripts), batch_size):
                 part = scripts[start : start + batch_size]
                 result = generate_scenes(
@@ -103,7 +113,8 @@ def evaluate_memory(
                 record_density.append((result.record.density, len(part)))
                 record_flops.append((result.record.flops_ratio, len(part)))
                 wall += result.wall_s
-            report = evaluate(videos, scripts)
+            scores = [score_scene(v, s) for v, s in zip(videos, scripts, strict=True)]
+            report = summarize(scores)
             row: dict[str, Any] = {
                 "model": entry.label,
                 "setting": setting.label,
@@ -124,6 +135,7 @@ def evaluate_memory(
                 "s_per_scene": wall / len(scripts),
                 "metrics": {m: {b: _number(report.get(m, b)) for b in (*BUCKETS, "all")} for m in METRICS},
                 "counts": {m: dict(report.counts.get(m, {})) for m in METRICS},
+                "per_scene": per_scene_sums(scores),
             }
             rows.append(row)
             log(
@@ -132,6 +144,23 @@ def evaluate_memory(
                 f"flops {row['flops_ratio']:.2f} {row['s_per_scene']:.2f} s/scene"
             )
     return rows
+
+
+def per_scene_sums(scores: Sequence[SceneScores]) -> dict[str, dict[str, list[list[float]]]]:
+    """Per memory metric and gap bucket (and ``all``), each scene's ``[sum, count]`` of observations.
+
+    Pooling these gives the row's means; ``moc eval compare`` resamples them by scene.
+    """
+    out: dict[str, dict[str, list[list[float]]]] = {}
+    for metric in MEMORY_METRICS:
+        out[metric] = {bucket: [] for bucket in (*BUCKETS, "all")}
+        for scene in scores:
+            observations = scene.values.get(metric, [])
+            for bucket in BUCKETS:
+                values = [v for b, v in observations if b == bucket]
+                out[metric][bucket].append([float(sum(values)), len(values)])
+            out[metric]["all"].append([float(sum(v for _, v in observations)), len(observations)])
+    return out
 
 
 def _number(value: float) -> float | None:
@@ -234,15 +263,20 @@ def merge_results(folders: Sequence[Path]) -> list[dict[str, Any]]:
 def zero_shot_variants(
     label: str, model: MultiShotDiT, top_ks: Sequence[int], chunk_sizes: Sequence[int | None]
 ) -> list[EvalModel]:
-    """MoC applied at inference to a model trained with another attention (the paper's appendix)."""
+    """MoC at other top_k and chunk sizes at inference: applied to a model trained with another attention (the
+    paper's appendix), or to a MoC model to see what its own routing budget buys.
+
+    The model's anchors are kept; joint settings route with the model's joint causality
+    (:meth:`~moc.models.ModelConfig.joint_routing`).
+    """
     base = model.config.moc
     out = []
     for chunk in chunk_sizes:
         for k in top_ks:
-            spec = AttentionSpec(
-                "moc", dataclasses.replace(base, top_k=k, chunk_size=chunk), model.config.backend
-            )
-            out.append(EvalModel(f"{label}→moc k={k} chunk={chunk or 'frame'}", model, spec))
+            moc = dataclasses.replace(base, top_k=k, chunk_size=chunk)
+            spec = AttentionSpec("moc", moc, model.config.backend)
+            joint = dataclasses.replace(spec, moc=model.config.joint_routing(moc))
+            out.append(EvalModel(f"{label}→moc k={k} chunk={chunk or 'frame'}", model, spec, joint))
     return out
 
 
@@ -260,6 +294,7 @@ __all__ = [
     "evaluate_memory",
     "markdown_table",
     "merge_results",
+    "per_scene_sums",
     "write_chart",
     "write_results",
     "zero_shot_variants",

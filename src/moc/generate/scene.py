@@ -21,7 +21,7 @@ import torch
 
 from moc import atomic
 from moc.generate.sampler import HISTORY_NOISE, sample_autoregressive, sample_joint
-from moc.layout import Layout
+from moc.layout import NO_SHOT, VIDEO, Layout
 from moc.models import AttentionRecord, AttentionSpec, MultiShotDiT
 from moc.world.data import Batch, DataConfig, make_batch
 from moc.world.scene import Scene
@@ -194,27 +194,36 @@ def retrieval_precision(
     *,
     causal: bool = True,
 ) -> tuple[float, float]:
-    """How much routing went to other shots of the same place (``kind="place"``) or sharing a character.
+    """How much video routing went to other shots of the same place (``kind="place"``) or sharing a character.
 
-    The other shots are the earlier ones when ``causal``, else all but the query's own.
+    The other shots are the earlier ones when ``causal``, else all but the query's own. Only routed video
+    chunks count: with ``text_anchor=False`` captions are routed too, and :func:`caption_share` reports them.
 
-    Returns ``(precision, base_rate)``: the mean routed share on such shots, over the shots that have one,
-    and the share that uniform routing over all candidate video chunks would give.
+    Returns ``(precision, base_rate)``: the mean share of a shot's routed video chunks on such shots, over the
+    shots that have one, and the share that uniform routing over all candidate video chunks would give.
     """
     chunks = layout.chunks(chunk_size)
     shot_of_chunk = chunks.shot.numpy()
-    video = chunks.kind.numpy() == 1
+    video = chunks.kind.numpy() == VIDEO
     hits, base = [], []
     for s in range(len(script.shots)):
         others = _candidate_shots(s, len(script.shots), causal)
         related_shots = [e for e in others if _related(script, e, s, kind)]
-        if not related_shots or shares[s].sum() == 0:
+        routed_video = float(shares[s][video].sum())
+        if not related_shots or routed_video == 0:
             continue
         candidates = video & np.isin(shot_of_chunk, others)
         related = candidates & np.isin(shot_of_chunk, related_shots)
-        hits.append(float(shares[s][related].sum()))
+        hits.append(float(shares[s][related].sum()) / routed_video)
         base.append(related.sum() / max(1, candidates.sum()))
     return (float(np.mean(hits)) if hits else float("nan"), float(np.mean(base)) if base else float("nan"))
+
+
+def caption_share(shares: np.ndarray, layout: Layout, chunk_size: int | None) -> float:
+    """Mean share of a shot's routed chunks that were captions (0 unless ``text_anchor=False``)."""
+    text = layout.chunks(chunk_size).kind.numpy() != VIDEO
+    routed = shares.sum(1) > 0
+    return float(shares[routed][:, text].sum(1).mean()) if routed.any() else 0.0
 
 
 def _candidate_shots(shot: int, shots: int, causal: bool) -> list[int]:
@@ -239,8 +248,9 @@ def write_routing_map(
     *,
     causal: bool = True,
 ) -> Path:
-    """The routing map PNG: rows are query shots, columns video chunks; boxes mark related shots.
+    """The routing map PNG: rows are query shots, columns routable chunks; boxes mark related shots.
 
+    Columns are the video chunks, plus the caption chunks when any shot routed to one (``text_anchor=False``).
     Boxes mark the shots a query may route to: the earlier ones when ``causal``, else all others.
     """
     import matplotlib
@@ -250,14 +260,15 @@ def write_routing_map(
     from matplotlib.patches import Rectangle
 
     chunks = layout.chunks(chunk_size)
-    video = np.flatnonzero(chunks.kind.numpy() == 1)
+    is_video = chunks.kind.numpy() == VIDEO
+    columns = np.flatnonzero(is_video | (shares.sum(0) > 0))
     shot_of_chunk = chunks.shot.numpy()
-    data = shares[:, video]
-    fig, ax = plt.subplots(figsize=(max(8, 0.18 * len(video) + 2), 0.45 * len(script.shots) + 2.2))
+    data = shares[:, columns]
+    fig, ax = plt.subplots(figsize=(max(8, 0.18 * len(columns) + 2), 0.45 * len(script.shots) + 2.2))
     ax.imshow(data, cmap="magma_r", aspect="auto", vmin=0, vmax=max(1e-9, float(data.max())))
     for s in range(len(script.shots)):
         others = set(_candidate_shots(s, len(script.shots), causal))
-        for j, c in enumerate(video):
+        for j, c in enumerate(columns):
             e = shot_of_chunk[c]
             if e not in others:
                 continue
@@ -266,10 +277,16 @@ def write_routing_map(
             elif _related(script, e, s, "character"):
                 box = Rectangle((j - 0.45, s - 0.45), 0.9, 0.9, fill=False, ec="#2ca02c", lw=1.0, ls="--")
                 ax.add_patch(box)
+    # A tick where a new shot (or the global caption) starts; its caption column, when shown, comes first.
     starts = [
-        j for j in range(len(video)) if j == 0 or shot_of_chunk[video[j]] != shot_of_chunk[video[j - 1]]
+        j for j in range(len(columns)) if j == 0 or shot_of_chunk[columns[j]] != shot_of_chunk[columns[j - 1]]
     ]
-    ax.set_xticks(starts, [f"shot {shot_of_chunk[video[j]]}" for j in starts], rotation=90, fontsize=7)
+    labels = []
+    for j in starts:
+        c = columns[j]
+        owner = "global caption" if shot_of_chunk[c] == NO_SHOT else f"shot {shot_of_chunk[c]}"
+        labels.append(owner if is_video[c] or shot_of_chunk[c] == NO_SHOT else f"{owner} (caption first)")
+    ax.set_xticks(starts, labels, rotation=90, fontsize=7)
     ax.set_yticks(
         range(len(script.shots)),
         [
@@ -339,17 +356,19 @@ def write_outputs(
         cast, cast_base = retrieval_precision(
             shares, script, batch.layout, spec.moc.chunk_size, "character", causal=causal
         )
+        captions = caption_share(shares, batch.layout, spec.moc.chunk_size)
         summary.update(
             place_retrieval=place,
             place_base_rate=place_base,
             character_retrieval=cast,
             character_base_rate=cast_base,
+            caption_routing_share=captions,
         )
         title = (
             f"{spec.mode} routing, {generation.mode} generation: share of each shot's routed chunks "
-            f"(mean over heads, layers, steps). Routed to same-place shots: {place:.2f} "
+            f"(mean over heads, layers, steps). Of the routed frames, to same-place shots: {place:.2f} "
             f"(uniform: {place_base:.2f}); to shots sharing a character: {cast:.2f} "
-            f"(uniform: {cast_base:.2f})"
+            f"(uniform: {cast_base:.2f})" + (f". Routed to captions: {captions:.2f}" if captions > 0 else "")
         )
         paths["routing_map"] = write_routing_map(
             shares, script, batch.layout, spec.moc.chunk_size, out / "routing_map.png", title, causal=causal
