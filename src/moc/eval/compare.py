@@ -64,6 +64,11 @@ def _scene_sums(row: dict[str, Any], metric: str, bucket: str) -> np.ndarray:
     return np.asarray(per_scene[metric][bucket], dtype=np.float64).reshape(-1, 2)
 
 
+def _pooled(sums: np.ndarray) -> np.ndarray:
+    """Pooled mean of ``(..., scenes, 2)`` per-scene ``[sum, count]``: all sums over all counts."""
+    return sums[..., 0].sum(-1) / sums[..., 1].sum(-1)
+
+
 def compare_rows(
     row: dict[str, Any],
     reference: dict[str, Any],
@@ -92,20 +97,24 @@ def compare_rows(
             a, b = _scene_sums(row, metric, bucket), _scene_sums(reference, metric, bucket)
             if a[:, 1].sum() == 0 or b[:, 1].sum() == 0:
                 continue
-            value, ref = a[:, 0].sum() / a[:, 1].sum(), b[:, 0].sum() / b[:, 1].sum()
+            value, ref = _pooled(a), _pooled(b)
             with np.errstate(divide="ignore", invalid="ignore"):
                 # Resamples without an observation of the bucket give NaN and are left out.
-                boot_a = a[picks, 0].sum(1) / a[picks, 1].sum(1)
-                boot_b = b[picks, 0].sum(1) / b[picks, 1].sum(1)
-                ratios = boot_a / boot_b
+                ratios = _pooled(a[picks]) / _pooled(b[picks])
             ratios = ratios[np.isfinite(ratios)]
             low, high = np.quantile(ratios, [alpha, 1 - alpha]) if len(ratios) else (math.nan, math.nan)
-            out.append(
-                Comparison(
-                    row["setting"], metric, bucket, value, ref, value / ref, float(low), float(high),
-                    int(a[:, 1].sum()),
-                )
-            )  # fmt: skip
+            comparison = Comparison(
+                setting=row["setting"],
+                metric=metric,
+                bucket=bucket,
+                value=float(value),
+                reference=float(ref),
+                ratio=float(value / ref),
+                low=float(low),
+                high=float(high),
+                events=int(a[:, 1].sum()),
+            )
+            out.append(comparison)
     return out
 
 
