@@ -36,11 +36,11 @@ demo: $(STAMP)
 	$(VENV)/bin/moc generate --script src/moc/world/examples/the_return.toml --out runs/demo
 	@echo "demo outputs in runs/demo: scene.mp4, scene.gif, contact_sheet.png, routing_map.png, summary.json"
 
-# Reproduce the shipped checkpoint (nine stages, about 45 + 30 + 60 + 45 + 30 + 30 + 40 + 30 + 30 min on one
-# core): MoC for stages 1-4, dense for stages 6-7, then MoC fine-tuned from the dense weights (stage 8), with
-# non-causal routing on joint batches (stage 9) and with captions routed instead of anchored (stage 10); stage 5
-# and the MoC stages 6-7 were experiments the chain skips (docs/training.md). Then
-# cp runs/default_stage10/model.safetensors src/moc/checkpoints/default.safetensors
+# Reproduce the shipped checkpoint (ten stages, about 45 + 30 + 60 + 45 + 30 + 30 + 30 + 30 + 30 + 60 min on one
+# core): MoC for stages 1-4, dense for stages 6-10, then MoC fine-tuned from the dense weights with half-frame
+# chunks and routed captions (stage 11), as the paper trains dense and then sparsifies. Stage 5 and the MoC stages
+# 6-10 were experiments the chain skips (docs/training.md). Then
+# cp runs/default_stage11/model.safetensors src/moc/checkpoints/default.safetensors
 train: $(STAMP)
 	$(VENV)/bin/moc train configs/default.toml
 	$(VENV)/bin/moc train configs/default_stage2.toml
@@ -48,9 +48,10 @@ train: $(STAMP)
 	$(VENV)/bin/moc train configs/default_stage4.toml
 	$(VENV)/bin/moc train configs/dense_stage6.toml
 	$(VENV)/bin/moc train configs/dense_stage7.toml
-	$(VENV)/bin/moc train configs/default_stage8.toml
-	$(VENV)/bin/moc train configs/default_stage9.toml
-	$(VENV)/bin/moc train configs/default_stage10.toml
+	$(VENV)/bin/moc train configs/dense_stage8.toml
+	$(VENV)/bin/moc train configs/dense_stage9.toml
+	$(VENV)/bin/moc train configs/dense_stage10.toml
+	$(VENV)/bin/moc train configs/default_stage11.toml
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -68,7 +68,7 @@ def test_baseline_stages_differ_from_the_shipped_stages_only_in_attention_and_we
         (p.stem.removeprefix("default_") for p in (ROOT / "configs").glob("default_stage*.toml")),
         key=lambda name: int(name.removeprefix("stage")),
     )
-    assert stages == [f"stage{n}" for n in range(2, 11)]
+    assert stages == [f"stage{n}" for n in range(2, 12)]
     for stage in stages:
         ours = load_config(ROOT / f"configs/default_{stage}.toml")
         others = [("local", load_config(ROOT / f"configs/local_{stage}.toml"))]
@@ -91,7 +91,7 @@ def test_make_train_chains_each_stage_from_the_one_before():
     makefile = (ROOT / "Makefile").read_text()
     recipe = makefile[makefile.index("\ntrain:") :].split("\n\n")[0]
     paths = [line.split("moc train ")[1].strip() for line in recipe.splitlines() if "moc train " in line]
-    assert paths[0] == "configs/default.toml" and paths[-1] == "configs/default_stage10.toml"
+    assert paths[0] == "configs/default.toml" and paths[-1] == "configs/default_stage11.toml"
     previous = ""
     for path in paths:
         config = load_config(ROOT / path)
