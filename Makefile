@@ -36,7 +36,7 @@ demo: $(STAMP)
 	$(VENV)/bin/moc generate --script src/moc/world/examples/the_return.toml --out runs/demo
 	@echo "demo outputs in runs/demo: scene.mp4, scene.gif, contact_sheet.png, routing_map.png, summary.json"
 
-# Reproduce the shipped checkpoint (ten stages, about 45 + 30 + 60 + 45 + 30 + 30 + 30 + 30 + 30 + 60 min on one
+# Reproduce the shipped checkpoint (ten stages, about 45 + 30 + 60 + 40 + 30 + 30 + 30 + 20 + 20 + 50 min on one
 # core): MoC for stages 1-4, dense for stages 6-10, then MoC fine-tuned from the dense weights with half-frame
 # chunks and routed captions (stage 11), as the paper trains dense and then sparsifies. Stage 5 and the MoC stages
 # 6-10 were experiments the chain skips (docs/training.md). Then
