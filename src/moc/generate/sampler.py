@@ -3,9 +3,10 @@
 Both step the rectified flow ``x_t = (1 - t) x0 + t noise`` from ``t = 1`` to ``0`` in terms of the model's
 clean-sample prediction: ``x_{t'} = (1 - t') x0 + t' (eta fresh + sqrt(1 - eta^2) noise_estimate)`` with
 ``noise_estimate = (x_t - (1 - t) x0) / t``. ``eta = 0`` is the deterministic Euler/DDIM step; ``eta = 1``
-re-draws the noise at every step (ancestral). On the shipped model ``eta = 1`` gives cleaner sprites and less
-speckle (mean neighbouring-pixel difference 0.047 against 0.065 for ``eta = 0``; ground truth 0.036;
-``benchmarks/sampler_eta.py``), so it is the default.
+re-draws the noise at every step (ancestral). The defaults, 16 steps with ``eta = 1``, are the best measured
+setting for the shipped model's joint identity memory (0.16 on 32 held-out scenes; ``eta = 0.5`` trades it for
+place, 0.26 / 0.23 against 0.16 / 0.35; 32 steps at ``eta = 1`` lose characters: 0.43 / 0.76;
+``benchmarks/sampler_sweep.py``, docs/results.md §8).
 
 Autoregressive sampling keeps a :class:`~moc.models.KVCache`: the history's keys and values are computed
 once, when a shot is finished (one extra pass over that shot), and every denoising step of the next shot runs
