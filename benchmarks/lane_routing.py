@@ -32,6 +32,9 @@ from moc.routing import RoutingPlan
 from moc.train.checkpoint import load_model
 from moc.world.data import Batch, DataConfig, WorldStream
 
+# Character slots per token: 0 (none or text) and 1 + id for the ten ids 0-9.
+SLOTS = 11
+
 
 def token_ids(batch: Batch, layout: Layout, columns: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(B, L)`` character shown by each token (``1 +`` id; 0: none or text) and ``(L,)`` shot of video
@@ -66,20 +69,20 @@ class LaneRecord(AttentionRecord):
         token_chunk = chunks.token_chunk.long()
         b, c, shots = self.character.shape[0], chunks.num_chunks, self.places.shape[1]
         # shows[b, chunk, id]: a token of the chunk lies in the lane of character id (1 + id; 0 = none).
-        shows = torch.zeros(b, c, 11)
+        shows = torch.zeros(b, c, SLOTS)
         shows.scatter_add_(
             1,
-            token_chunk[None, :, None].expand(b, -1, 11),
-            torch.nn.functional.one_hot(self.character, 11).float(),
+            token_chunk[None, :, None].expand(b, -1, SLOTS),
+            torch.nn.functional.one_hot(self.character, SLOTS).float(),
         )
         tokens = shows * video[None, :, None]  # tokens of each chunk in each character's lane
         shows = tokens > 0
         shows[:, :, 0] = False
         # Uniform routing over the video chunks of other shots: expected share showing the character / place.
-        per_shot = torch.stack([shows[:, chunk_shot == s].sum(1) for s in range(shots)], 2)  # (B, 11, S)
+        per_shot = torch.stack([shows[:, chunk_shot == s].sum(1) for s in range(shots)], 2)  # (B, SLOTS, S)
         video_per_shot = torch.tensor([int((video & (chunk_shot == s)).sum()) for s in range(shots)])
         others = int(video.sum()) - video_per_shot  # (S,)
-        char_base = (per_shot.sum(2, keepdim=True) - per_shot) / others  # (B, 11, S)
+        char_base = (per_shot.sum(2, keepdim=True) - per_shot) / others  # (B, SLOTS, S)
         same_place = self.places[:, :, None] == self.places[:, None, :]  # (B, S, S)
         place_base = ((same_place * video_per_shot).sum(2) - video_per_shot) / others  # (B, S)
 
@@ -152,19 +155,15 @@ def main() -> None:
         for chunk_size, top_k in pairs:
             moc = replace(joint.moc, chunk_size=chunk_size, top_k=top_k, drop_off=0.0, drop_in=0.0)
             spec = AttentionSpec("moc", moc, joint.backend)
-            record = None
+            record = LaneRecord()  # counts pool over the batches; the ids are set per batch
             for batch in batches:
                 character, shot = token_ids(batch, batch.layout, config.width // config.patch_size)
-                if record is None:
-                    record = LaneRecord(character=character, token_shot=shot, places=batch.ids.places)
-                else:
-                    record.character, record.token_shot, record.places = character, shot, batch.ids.places
+                record.character, record.token_shot, record.places = character, shot, batch.ids.places
                 noise = torch.randn(batch.frames.shape, generator=torch.Generator().manual_seed(args.seed))
                 x_t = (1 - args.t) * batch.frames + args.t * noise
                 t = torch.full(batch.ids.places.shape, args.t)
                 with torch.no_grad():
                     model(x_t, t, batch.text, batch.layout, spec=spec, record=record, ids=batch.ids)
-            assert record is not None
             print(
                 f"| {path} | {chunk_size} | {top_k} | {record.flops_ratio:.2f} "
                 f"| {record.share('character'):.2f} | {record.share('character_base'):.2f} "

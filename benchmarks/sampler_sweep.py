@@ -39,7 +39,8 @@ def main() -> None:
     print("| steps | eta | identity | place | presence | motion | speckle | s/scene |")
     print("|---|---|---|---|---|---|---|---|")
     for item in args.settings.split(","):
-        steps, eta = int(item.split(":")[0]), float(item.split(":")[1])
+        steps_text, eta_text = item.split(":")
+        steps, eta = int(steps_text), float(eta_text)
         videos, specks, wall = [], [], 0.0
         for start in range(0, len(scripts), args.batch_size):
             part = scripts[start : start + args.batch_size]
