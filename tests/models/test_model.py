@@ -17,9 +17,11 @@ from tests.models.helpers import tiny_batch, tiny_model
 
 @pytest.mark.parametrize("mode", ATTENTION_MODES)
 @pytest.mark.parametrize("training", [False, True])
-def test_shapes_every_mode(mode, training):
+@pytest.mark.parametrize("decoder_width", [0, 20])
+def test_shapes_every_mode(mode, training, decoder_width):
     batch = tiny_batch()
-    model = tiny_model(attention=mode, moc=MoCConfig(top_k=2, drop_off=0.3, drop_in=0.5)).train(training)
+    moc = MoCConfig(top_k=2, drop_off=0.3, drop_in=0.5)
+    model = tiny_model(attention=mode, moc=moc, decoder_width=decoder_width).train(training)
     t = torch.rand(len(batch), batch.num_shots)
     out = model(batch.frames, t, batch.text, batch.layout, generator=torch.Generator().manual_seed(0))
     assert out.shape == batch.frames.shape
@@ -235,6 +237,26 @@ def test_record_accumulates_hits_per_layout():
     assert torch.equal(hits, hits.tril(-1))  # only earlier chunks
 
 
+def test_pixel_decoder_reads_the_noisy_pixels_of_its_own_patch():
+    """The decoder sees each token's own noisy patch: changing one patch's pixels changes only that patch."""
+    batch = tiny_batch()
+    model = tiny_model(attention="local", decoder_width=16).eval()
+    with (
+        torch.no_grad()
+    ):  # Silence the transformer path: what remains is the decoder's reading of the pixels.
+        model.out.weight.zero_()
+        model.decoder.hidden.weight[:, : model.config.width].zero_()
+    t = torch.rand(len(batch), batch.num_shots)
+    before = model(batch.frames, t, batch.text, batch.layout)
+    frames = batch.frames.clone()
+    p = model.config.patch_size
+    frames[0, 0, :, :p, :p] += 0.5
+    changed = (model(frames, t, batch.text, batch.layout) - before).abs() > 0
+    assert changed[0, 0, :, :p, :p].all()
+    changed[0, 0, :, :p, :p] = False
+    assert not changed.any()
+
+
 def test_bad_inputs_name_the_problem():
     batch = tiny_batch()
     model = tiny_model()
@@ -251,3 +273,5 @@ def test_bad_inputs_name_the_problem():
         ModelConfig(attention="sparse")
     with pytest.raises(ValueError, match="divisible"):
         ModelConfig(width=30, heads=4)
+    with pytest.raises(ValueError, match=r"model\.decoder_width must be an int >= 0"):
+        ModelConfig(decoder_width=-1)

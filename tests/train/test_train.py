@@ -68,9 +68,19 @@ def test_baseline_stages_differ_from_the_shipped_stages_only_in_attention_and_we
         (p.stem.removeprefix("default_") for p in (ROOT / "configs").glob("default_stage*.toml")),
         key=lambda name: int(name.removeprefix("stage")),
     )
-    assert stages == [f"stage{n}" for n in range(2, 12)]
+    assert stages == [f"stage{n}" for n in range(2, 13)]
     for stage in stages:
         ours = load_config(ROOT / f"configs/default_{stage}.toml")
+        if ours.train.trainable == "head":
+            # A head stage keeps every weight the twins differ in (attention, routing, embeddings): its
+            # memory is that of the stage it starts from, so the twins are compared there.
+            previous = load_config(ROOT / f"configs/default_stage{int(stage.removeprefix('stage')) - 1}.toml")
+            assert ours.run.init == f"runs/{previous.run.name}/model.safetensors"
+            assert ours.model.replace(decoder_width=0) == previous.model
+            assert not any(
+                (ROOT / f"configs/{mode}_{stage}.toml").exists() for mode in ("local", "dense", "window")
+            )
+            continue
         others = [("local", load_config(ROOT / f"configs/local_{stage}.toml"))]
         # The dense and window experiments exist for some stages only (docs/results.md §1f).
         for mode in ("dense", "window"):
@@ -91,7 +101,7 @@ def test_make_train_chains_each_stage_from_the_one_before():
     makefile = (ROOT / "Makefile").read_text()
     recipe = makefile[makefile.index("\ntrain:") :].split("\n\n")[0]
     paths = [line.split("moc train ")[1].strip() for line in recipe.splitlines() if "moc train " in line]
-    assert paths[0] == "configs/default.toml" and paths[-1] == "configs/default_stage11.toml"
+    assert paths[0] == "configs/default.toml" and paths[-1] == "configs/default_stage12.toml"
     previous = ""
     for path in paths:
         config = load_config(ROOT / path)
@@ -138,6 +148,22 @@ def test_joint_batches_keep_every_shot_noisy_and_route_with_joint_causal(tmp_pat
     joint = noise_levels(config, batch, torch.Generator().manual_seed(0), history=False)
     assert (with_history == 0).any() and (joint > 0).all()
     assert torch.equal(with_history[with_history > 0], joint[with_history > 0])  # the same draws
+    # Shared levels: one per sample (its first shot's), as joint generation denoises.
+    shared = noise_levels(config, batch, torch.Generator().manual_seed(0), history=False, shared=True)
+    assert torch.equal(shared, joint[:, :1].expand_as(joint)) and joint.std(dim=1).min() > 0
+
+
+def test_joint_shared_t_changes_training(tmp_path):
+    def run(name: str, shared: float) -> dict[str, torch.Tensor]:
+        data = tiny_dict(tmp_path / name, steps=2)
+        data["train"].update(joint_batches=1.0)
+        if shared:
+            data["train"]["joint_shared_t"] = shared
+        train(config_from_dict(data), progress=False)
+        return load_file(str(tmp_path / name / "model.safetensors"))
+
+    default, on = run("default", 0.0), run("on", 1.0)
+    assert any(not torch.equal(default[k], on[k]) for k in default)
 
 
 def test_every_config_under_configs_parses():
@@ -193,6 +219,10 @@ def test_schedule_gives_chunk_size_and_top_k_by_step(tmp_path):
         (lambda d: d["model"].update(id_bias=1), "model.id_bias: must be true or false, got int 1"),
         (lambda d: d["model"].update(joint_causal="no"), "model.joint_causal must be true, false or unset"),
         (lambda d: d["train"].update(joint_batches=1.5), "train.joint_batches: must be a probability"),
+        (lambda d: d["train"].update(joint_shared_t=2.0), "train.joint_shared_t: must be a probability"),
+        (lambda d: d["train"].update(trainable="trunk"), "train.trainable: must be one of ('all', 'head')"),
+        (lambda d: d["train"].update(trainable="head"), 'train.trainable: "head" trains on top of earlier'),
+        (lambda d: d["model"].update(decoder_width=-4), "model.decoder_width must be an int >= 0"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, change, message):
@@ -268,6 +298,24 @@ def test_init_starts_a_stage_from_earlier_weights(tmp_path):
         train(config_from_dict(second), progress=False)
 
 
+def test_a_head_stage_trains_the_decoder_and_leaves_every_other_weight(tmp_path):
+    first = tiny_dict(tmp_path / "stage1", steps=2)
+    train(config_from_dict(first), progress=False)
+    second = tiny_dict(tmp_path / "stage2", steps=3)
+    second["run"]["init"] = str(tmp_path / "stage1/model.safetensors")
+    second["model"]["decoder_width"] = 8
+    second["train"]["trainable"] = "head"
+    train(config_from_dict(second), progress=False)
+    before = load_file(str(tmp_path / "stage1/model.safetensors"))
+    for name in ("model", "ema"):
+        after = load_file(str(tmp_path / f"stage2/checkpoints/step_0000003/{name}.safetensors"))
+        assert all(
+            torch.equal(before[k], after[k]) for k in before if k.split(".")[0] not in ("out", "final_ada")
+        )
+        assert not torch.equal(before["out.weight"], after["out.weight"])
+        assert after["decoder.out.weight"].abs().sum() > 0  # the decoder left its zero start
+
+
 def test_a_stage_can_add_script_ids_to_earlier_weights(tmp_path):
     """Growing a checkpoint by the id embeddings keeps its function; any other difference is refused."""
     batch = tiny_batch()
@@ -308,6 +356,32 @@ def test_a_stage_can_add_script_ids_to_earlier_weights(tmp_path):
         biased(batch.frames, t, batch.text, batch.layout, ids=batch.ids),
         plain(batch.frames, t, batch.text, batch.layout),
     )
+
+
+def test_a_stage_can_add_the_pixel_decoder_to_earlier_weights(tmp_path):
+    """The decoder's zero output layer keeps the grown model's function; a plain load refuses the change."""
+    batch = tiny_batch()
+    plain = MultiShotDiT(tiny_config()).eval()
+    with torch.no_grad():
+        for p in plain.parameters():
+            p.normal_(0.0, 0.1)
+    path = save_model(plain, tmp_path / "plain.safetensors")
+    grown = MultiShotDiT(tiny_config(decoder_width=16)).eval()
+    with pytest.raises(CheckpointError, match="decoder_width: checkpoint 0 vs model 16"):
+        load_weights(grown, path)
+    load_weights(grown, path, grow=True)
+    assert set(grown.decoder_parameters) == {
+        f"decoder.{n}" for n in ("hidden.weight", "hidden.bias", "out.weight", "out.bias")
+    }
+    t = torch.rand(len(batch), batch.num_shots)
+    torch.testing.assert_close(
+        grown(batch.frames, t, batch.text, batch.layout), plain(batch.frames, t, batch.text, batch.layout)
+    )
+    # A decoder's weights do not fit a model without one, grown or not.
+    with pytest.raises(CheckpointError, match="decoder_width: checkpoint 16 vs model 0"):
+        load_weights(
+            MultiShotDiT(tiny_config()), save_model(grown, tmp_path / "grown.safetensors"), grow=True
+        )
 
 
 def test_resume_without_checkpoint_and_with_changed_model_fail(tmp_path):

@@ -60,6 +60,11 @@ class ModelConfig:
             of ``train.joint_batches``); ``None`` uses ``moc.causal`` everywhere. Shot-by-shot generation
             always routes with ``moc.causal``: later shots do not exist yet, so a model must not learn to
             look for them there, while jointly the later shots are there and dense attention uses them.
+        decoder_width: hidden size of the pixel decoder, 0 for none. A linear head writes every patch as a
+            sum of ``width`` fixed patch images, too few for sharp shapes and seamless backgrounds at every
+            sub-patch offset; the decoder (:class:`~moc.models.dit.PixelDecoder`) adds a per-patch MLP that
+            reads the token's features and its noisy pixels. It starts at zero, so a model grown from a
+            checkpoint without it computes what the checkpoint computed.
     """
 
     width: int = 128
@@ -80,6 +85,7 @@ class ModelConfig:
     time_nope_pairs: int = 0
     id_bias: bool = False
     joint_causal: bool | None = None
+    decoder_width: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -96,6 +102,14 @@ class ModelConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"model.{name} must be a positive int, got {value!r}")
+        if (
+            isinstance(self.decoder_width, bool)
+            or not isinstance(self.decoder_width, int)
+            or self.decoder_width < 0
+        ):
+            raise ValueError(
+                f"model.decoder_width must be an int >= 0 (0: no decoder), got {self.decoder_width!r}"
+            )
         if self.width % self.heads:
             raise ValueError(f"model.width ({self.width}) must be divisible by model.heads ({self.heads})")
         if self.head_dim % 2 or self.head_dim < 6:

@@ -5,6 +5,8 @@ text and video tokens attend jointly (MMDiT-style, one set of weights plus a tok
 
 * Video enters as pixel patches; the model predicts the clean frames (x0), which is what works when a patch
   vector (``p * p * 3``) is wider than the model (``docs/training.md``).
+* With ``decoder_width`` set, a per-patch MLP (:class:`PixelDecoder`) refines the linear head's patch from the
+  token's features and its noisy pixels.
 * Every shot carries its own noise level ``t``; the timestep embedding plus the shot's pooled caption
   embedding condition that shot's tokens through adaLN-Zero (a caption token uses its shot's condition;
   the global caption uses ``t = 0``).
@@ -200,6 +202,29 @@ class Block(nn.Module):
         return q, k, v
 
 
+class PixelDecoder(nn.Module):
+    """A per-patch MLP added to the linear head: ``(features, noisy patch) -> patch correction``.
+
+    The linear head can only paint a patch as a combination of ``width`` learned patch images; the world's
+    sprites and row-banded backgrounds land at every pixel offset within a patch, which that basis renders
+    soft and with seams, however long the model trains (docs/training.md, stage 12). A small MLP
+    decodes the features nonlinearly, and reading the noisy pixels lets it keep detail the features did not
+    carry (as pixel-space decoders in DeCo and PixNerd do). Its output layer starts at zero.
+
+    Shapes: ``features (B, N, width)``, ``noisy (B, N, patch_dim)`` -> ``(B, N, patch_dim)``.
+    """
+
+    def __init__(self, width: int, patch_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(width + patch_dim, hidden)
+        self.out = nn.Linear(hidden, patch_dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, features: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+        return self.out(F.gelu(self.hidden(torch.cat([features, noisy], dim=-1))))
+
+
 class MultiShotDiT(nn.Module):
     """A multi-shot video DiT whose self-attention is MoC over the packed text + video sequence.
 
@@ -238,6 +263,9 @@ class MultiShotDiT(nn.Module):
         for module in (self.final_ada, self.out):
             nn.init.zeros_(module.weight)
             nn.init.zeros_(module.bias)
+        self.decoder = (
+            PixelDecoder(d, config.patch_dim, config.decoder_width) if config.decoder_width else None
+        )
         nn.init.normal_(self.text_embed.weight, std=0.02)
         nn.init.normal_(self.text_slot.weight, std=0.02)
         nn.init.normal_(self.token_type.weight, std=0.02)
@@ -257,6 +285,18 @@ class MultiShotDiT(nn.Module):
         """Names of the id embeddings' weights and the id-bias gains (empty without ``script_ids``)."""
         names = ("place_id.weight", "character_id.weight") if self.config.script_ids else ()
         return names + self.id_bias_parameters
+
+    @property
+    def head_parameters(self) -> tuple[str, ...]:
+        """Names of the weights after the last block: final adaLN, linear head and pixel decoder."""
+        return tuple(
+            n for n, _ in self.named_parameters() if n.split(".")[0] in ("final_ada", "out", "decoder")
+        )
+
+    @property
+    def decoder_parameters(self) -> tuple[str, ...]:
+        """Names of the pixel decoder's weights (empty without ``decoder_width``)."""
+        return tuple(f"decoder.{name}" for name, _ in self.decoder.named_parameters()) if self.decoder else ()
 
     @property
     def id_bias_parameters(self) -> tuple[str, ...]:
@@ -339,7 +379,8 @@ class MultiShotDiT(nn.Module):
         d = c.width
         device = frames.device
         x = frames.new_empty(b, is_video.numel(), d)
-        x[:, is_video] = self.patch_in(patchify(frames, c.patch_size))
+        patches = patchify(frames, c.patch_size)
+        x[:, is_video] = self.patch_in(patches)
         slots = table.text_slot[start:][~is_video].clamp_max(c.max_caption_tokens - 1).to(device)
         words = self.text_embed(text)
         x[:, ~is_video] = words + self.text_slot(slots)
@@ -384,7 +425,10 @@ class MultiShotDiT(nn.Module):
         if cache is not None and commit:
             cache.length = table.num_tokens
         shift, scale = self.final_ada(F.silu(cond))[:, cond_index].chunk(2, dim=-1)
-        y = self.out(modulate(self.final_norm(x), shift, scale))[:, is_video.to(device)]
+        features = modulate(self.final_norm(x), shift, scale)[:, is_video.to(device)]
+        y = self.out(features)
+        if self.decoder is not None:
+            y = y + self.decoder(features, patches)
         return unpatchify(y, num_frames, c.channels, table.grid, c.patch_size)
 
     def _check_ids(self, ids: ScriptIds | None, batch: int, shots: int, rows: int) -> None:

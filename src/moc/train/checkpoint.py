@@ -83,11 +83,12 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
             with ``script_ids`` off for a model with it on); they keep their zero start, so the grown model
             computes what the checkpoint computed. The stage may also change ``time_nope_pairs`` (the same
             weights under partial RoPE) and add ``id_bias`` gains; those start at ``ID_BIAS_INIT``, so the
-            grown model adds that bonus to same-id logits from its first step.
+            grown model adds that bonus to same-id logits from its first step. A stage may add the pixel
+            decoder (``decoder_width``); its zero output layer keeps the checkpoint's function.
     """
     path = Path(path)
     meta = read_metadata(path)
-    new: set[str] = set()  # weights the checkpoint may lack: a stage that adds the script ids or id bias
+    new: set[str] = set()  # weights a later stage may add: script ids, id bias, pixel decoder
     if CONFIG_KEY in meta:
         saved = model_config_from_json(meta[CONFIG_KEY])
         ours = model.config
@@ -100,6 +101,9 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
             if not saved.id_bias and ours.id_bias:
                 free.add("id_bias")
                 new |= set(model.id_bias_parameters)
+            if not saved.decoder_width and ours.decoder_width:
+                free.add("decoder_width")
+                new |= set(model.decoder_parameters)
         diff = [
             f.name
             for f in dataclasses.fields(ModelConfig)
@@ -120,7 +124,7 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
             f"{path}: checkpoint does not fit this architecture "
             f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shapes {wrong[:3]})"
         )
-    model.load_state_dict(state, strict=not new)  # added ids keep their start values
+    model.load_state_dict(state, strict=not new)  # added weights keep their start values
 
 
 def load_model(path: str | Path, **overrides: Any) -> MultiShotDiT:

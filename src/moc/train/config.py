@@ -39,6 +39,9 @@ class RunConfig:
     init: str = ""
 
 
+TRAINABLE = ("all", "head")
+
+
 @dataclass(frozen=True)
 class OptimConfig:
     """``[train]``: steps, AdamW, warm-up, clipping, EMA, noise levels and loss weights.
@@ -58,12 +61,21 @@ class OptimConfig:
         joint_batches: probability that a batch is a joint batch: whole scenes with every shot noisy (no
             prefix cut, no clean history), routed as joint generation routes (``model.joint_causal``). The
             other batches route with ``model.moc.causal``. 0 draws no random number for it.
+        joint_shared_t: probability that a joint batch gives all shots of a sample one noise level, as joint
+            generation does (it starts every shot at ``t = 1`` together). With independent levels, 8 shots
+            all above ``t = 0.8`` come up about twice in 10^9 samples, so the model never sees the start of
+            joint generation (docs/training.md, stage 12, measures what training on it changes). 0 draws no
+            random number for it.
         character_weight: loss weight of pixels covered by a character (1 = plain MSE). The optimum of a
             per-pixel weighted MSE is still the posterior mean, so this only speeds up learning sprites.
         threads: ``torch.set_num_threads`` (0: leave PyTorch's default).
         id_lr_scale: learning-rate multiplier of the script-id embeddings. Adam moves each weight by about
             ``lr`` per step whatever its gradient, and video tokens enter with a norm of about 7: at the base
             rate, zero-started ids reached a norm of 0.07 in 2,000 steps, 1% of a token.
+        trainable: ``"all"`` trains every weight; ``"head"`` only what runs after the last block (the final
+            adaLN, the linear head and the pixel decoder). A head stage leaves embeddings, attention and
+            routing exactly as the init checkpoint has them, so it can sharpen how a model draws without
+            touching what it remembers.
     """
 
     steps: int
@@ -79,9 +91,11 @@ class OptimConfig:
     clean_history: float = 0.25
     prefix_batches: float = 0.0
     joint_batches: float = 0.0
+    joint_shared_t: float = 0.0
     character_weight: float = 4.0
     threads: int = 0
     id_lr_scale: float = 1.0
+    trainable: str = "all"
 
 
 @dataclass(frozen=True)
@@ -251,11 +265,15 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
     checkpoint = _build(CheckpointConfig, data.get("checkpoint", {}), source, "checkpoint")
     if train.steps <= 0:
         raise _fail(source, "train.steps", f"must be > 0, got {train.steps}")
-    for key in ("clean_history", "prefix_batches", "joint_batches"):
+    for key in ("clean_history", "prefix_batches", "joint_batches", "joint_shared_t"):
         if not 0.0 <= getattr(train, key) <= 1.0:
             raise _fail(source, f"train.{key}", f"must be a probability in [0, 1], got {getattr(train, key)}")
     if not train.id_lr_scale > 0:
         raise _fail(source, "train.id_lr_scale", f"must be > 0, got {train.id_lr_scale}")
+    if train.trainable not in TRAINABLE:
+        raise _fail(source, "train.trainable", f"must be one of {TRAINABLE}, got {train.trainable!r}")
+    if train.trainable == "head" and not run.init:
+        raise _fail(source, "train.trainable", '"head" trains on top of earlier weights; set run.init')
     if checkpoint.every <= 0 or checkpoint.keep <= 0:
         raise _fail(source, "checkpoint", "every and keep must be > 0")
     return TrainConfig(run, model, data_config, train, schedule, log, checkpoint, source=source)

@@ -57,15 +57,23 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 
 
 def noise_levels(
-    config: TrainConfig, batch: Batch, generator: torch.Generator, *, history: bool = True
+    config: TrainConfig,
+    batch: Batch,
+    generator: torch.Generator,
+    *,
+    history: bool = True,
+    shared: bool = False,
 ) -> torch.Tensor:
     """``(B, S)`` per-shot t: logit-normal, with clean histories for a fraction of the samples.
 
-    ``history=False`` (joint batches) keeps every shot noisy; it draws the same random numbers.
+    ``history=False`` (joint batches) keeps every shot noisy; ``shared=True`` gives every shot of a sample its
+    first shot's level, as joint generation denoises. Both draw the same random numbers.
     """
     b, s = len(batch), batch.num_shots
     opt = config.train
     t = torch.sigmoid(opt.t_mean + opt.t_std * torch.randn(b, s, generator=generator))
+    if shared:
+        t = t[:, :1].expand(b, s).clone()
     clean = (torch.rand(b, generator=generator) < opt.clean_history) & history
     split = torch.randint(0, s, (b,), generator=generator)
     history = clean[:, None] & (torch.arange(s)[None] < split[:, None])
@@ -183,11 +191,15 @@ def train(
         # A later stage starts from an earlier stage's (EMA) weights, possibly adding the script ids.
         load_weights(model, config.run.init, grow=True)
     # The EMA copy is only ever evaluated: in eval mode routing applies no drop-off / drop-in.
+    if config.train.trainable == "head":
+        head = set(model.head_parameters)
+        for name, p in model.named_parameters():
+            p.requires_grad_(name in head)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
     ids = set(model.script_id_parameters)
-    named = list(model.named_parameters())
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = [{"params": [p for n, p in named if n not in ids], "lr_scale": 1.0}]
-    if ids:
+    if ids & {n for n, _ in named}:
         groups.append({"params": [p for n, p in named if n in ids], "lr_scale": opt_cfg.id_lr_scale})
     optimizer = torch.optim.AdamW(
         groups, lr=opt_cfg.lr, betas=opt_cfg.betas, weight_decay=opt_cfg.weight_decay
@@ -254,7 +266,8 @@ def train(
             probe_spec = AttentionSpec(config.model.attention, routing, config.model.backend)
             joint_spec = dataclasses.replace(probe_spec, moc=config.model.joint_routing(routing))
             spec = joint_spec if joint else probe_spec
-            t = noise_levels(config, batch, noise_gen, history=not joint)
+            shared = joint and opt_cfg.joint_shared_t > 0 and draw(noise_gen) < opt_cfg.joint_shared_t
+            t = noise_levels(config, batch, noise_gen, history=not joint, shared=shared)
             noise = torch.randn(batch.frames.shape, generator=noise_gen)
             tf = t[:, batch.frame_shot][..., None, None, None]
             x_t = (1 - tf) * batch.frames + tf * noise
@@ -265,7 +278,7 @@ def train(
             loss = loss_fn(config, pred, batch, t)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), opt_cfg.grad_clip))
+            grad_norm = float(torch.nn.utils.clip_grad_norm_([p for _, p in named], opt_cfg.grad_clip))
             optimizer.step()
             _ema_update(ema, model, opt_cfg.ema_decay)
             loss_value = float(loss.detach())
