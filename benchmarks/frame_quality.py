@@ -31,8 +31,8 @@ BACKGROUND_DISTANCE = 0.15
 
 def background_stats(frames: torch.Tensor) -> tuple[float, float]:
     """``(chroma, roughness)`` of the background pixels of ``(B, F, C, H, W)`` frames in [-1, 1]."""
-    rgb = frames_from_tensor(frames).astype(np.float32)
-    rgb = rgb.reshape(-1, *rgb.shape[-3:]) / (255.0 if rgb.max() > 1.5 else 1.0)
+    rgb = frames_from_tensor(frames)  # (B, F, H, W, 3) float in [0, 1]
+    rgb = rgb.reshape(-1, *rgb.shape[-3:])
     _, distance = row_background(rgb)
     background = distance < BACKGROUND_DISTANCE
     chroma = rgb.max(-1) - rgb.min(-1)

@@ -241,9 +241,8 @@ def test_pixel_decoder_reads_the_noisy_pixels_of_its_own_patch():
     """The decoder sees each token's own noisy patch: changing one patch's pixels changes only that patch."""
     batch = tiny_batch()
     model = tiny_model(attention="local", decoder_width=16).eval()
-    with (
-        torch.no_grad()
-    ):  # Silence the transformer path: what remains is the decoder's reading of the pixels.
+    # Silence the transformer path: what remains is the decoder's reading of the pixels.
+    with torch.no_grad():
         model.out.weight.zero_()
         model.decoder.hidden.weight[:, : model.config.width].zero_()
     t = torch.rand(len(batch), batch.num_shots)

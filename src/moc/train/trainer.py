@@ -190,17 +190,19 @@ def train(
     if config.run.init:
         # A later stage starts from an earlier stage's (EMA) weights, possibly adding the script ids.
         load_weights(model, config.run.init, grow=True)
-    # The EMA copy is only ever evaluated: in eval mode routing applies no drop-off / drop-in.
     if config.train.trainable == "head":
         head = set(model.head_parameters)
         for name, p in model.named_parameters():
             p.requires_grad_(name in head)
+    # The EMA copy is only ever evaluated: in eval mode routing applies no drop-off / drop-in.
     ema = copy.deepcopy(model).requires_grad_(False).eval()
     ids = set(model.script_id_parameters)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    trained = [p for _, p in named]
+    id_weights = [p for n, p in named if n in ids]
     groups = [{"params": [p for n, p in named if n not in ids], "lr_scale": 1.0}]
-    if ids & {n for n, _ in named}:
-        groups.append({"params": [p for n, p in named if n in ids], "lr_scale": opt_cfg.id_lr_scale})
+    if id_weights:
+        groups.append({"params": id_weights, "lr_scale": opt_cfg.id_lr_scale})
     optimizer = torch.optim.AdamW(
         groups, lr=opt_cfg.lr, betas=opt_cfg.betas, weight_decay=opt_cfg.weight_decay
     )
@@ -278,7 +280,7 @@ def train(
             loss = loss_fn(config, pred, batch, t)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = float(torch.nn.utils.clip_grad_norm_([p for _, p in named], opt_cfg.grad_clip))
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(trained, opt_cfg.grad_clip))
             optimizer.step()
             _ema_update(ema, model, opt_cfg.ema_decay)
             loss_value = float(loss.detach())
