@@ -17,11 +17,12 @@ from tests.models.helpers import tiny_batch, tiny_model
 
 @pytest.mark.parametrize("mode", ATTENTION_MODES)
 @pytest.mark.parametrize("training", [False, True])
-@pytest.mark.parametrize("decoder_width", [0, 20])
-def test_shapes_every_mode(mode, training, decoder_width):
+@pytest.mark.parametrize("decoder", [(0, "mlp"), (20, "mlp"), (6, "conv"), (4, "unet")])
+def test_shapes_every_mode(mode, training, decoder):
     batch = tiny_batch()
     moc = MoCConfig(top_k=2, drop_off=0.3, drop_in=0.5)
-    model = tiny_model(attention=mode, moc=moc, decoder_width=decoder_width).train(training)
+    width, kind = decoder
+    model = tiny_model(attention=mode, moc=moc, decoder_width=width, decoder_kind=kind).train(training)
     t = torch.rand(len(batch), batch.num_shots)
     out = model(batch.frames, t, batch.text, batch.layout, generator=torch.Generator().manual_seed(0))
     assert out.shape == batch.frames.shape
@@ -256,6 +257,38 @@ def test_pixel_decoder_reads_the_noisy_pixels_of_its_own_patch():
     assert not changed.any()
 
 
+@pytest.mark.parametrize(("kind", "near", "far"), [("conv", 3, 3), ("unet", 8, 11)])
+def test_conv_decoders_read_a_pixels_neighbourhood_and_their_shots_level(kind, near, far):
+    """With the transformer path silenced, one pixel's change reaches ``near`` pixels away and no further
+    than ``far``, in its own frame only (conv: 3x3 three times; unet: a half-resolution path besides), and
+    one shot's noise level reaches only that shot's frames."""
+    batch = tiny_batch(shots=3)
+    model = tiny_model(attention="local", decoder_width=8, decoder_kind=kind).eval()
+    with torch.no_grad():
+        for weight in (
+            model.out.weight,
+            model.out.bias,
+            model.decoder.project.weight,
+            model.decoder.project.bias,
+        ):
+            weight.zero_()
+    t = torch.rand(len(batch), batch.num_shots)
+    before = model(batch.frames, t, batch.text, batch.layout)
+    frames = batch.frames.clone()
+    frames[0, 1, :, 16, 16] += 0.5
+    changed = ((model(frames, t, batch.text, batch.layout) - before).abs() > 0).any(dim=2)
+    assert (
+        changed[0, 1, 16, 16] and changed[0, 1, 16 - near, 16 + near] and changed[0, 1, 16 + near, 16 - near]
+    )
+    changed[0, 1, 16 - far : 17 + far, 16 - far : 17 + far] = False
+    assert not changed.any()
+    later = t.clone()
+    later[:, 1] += 0.1
+    changed = ((model(batch.frames, later, batch.text, batch.layout) - before).abs() > 0).flatten(2).any(-1)
+    shot_of_frame = torch.repeat_interleave(torch.arange(batch.num_shots), torch.tensor(batch.shot_frames))
+    assert torch.equal(changed, (shot_of_frame == 1).expand_as(changed))
+
+
 def test_bad_inputs_name_the_problem():
     batch = tiny_batch()
     model = tiny_model()
@@ -272,5 +305,7 @@ def test_bad_inputs_name_the_problem():
         ModelConfig(attention="sparse")
     with pytest.raises(ValueError, match="divisible"):
         ModelConfig(width=30, heads=4)
+    with pytest.raises(ValueError, match=r"model\.decoder_kind must be one of"):
+        ModelConfig(decoder_kind="resnet")
     with pytest.raises(ValueError, match=r"model\.decoder_width must be an int >= 0"):
         ModelConfig(decoder_width=-1)

@@ -358,7 +358,18 @@ def test_a_stage_can_add_script_ids_to_earlier_weights(tmp_path):
     )
 
 
-def test_a_stage_can_add_the_pixel_decoder_to_earlier_weights(tmp_path):
+DECODER_WEIGHTS = {
+    "mlp": ("hidden.weight", "hidden.bias", "out.weight", "out.bias"),
+    "conv": (
+        "project.weight",
+        "project.bias",
+        *(f"convs.{i}.{k}" for i in range(3) for k in ("weight", "bias")),
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DECODER_WEIGHTS))
+def test_a_stage_can_add_the_pixel_decoder_to_earlier_weights(tmp_path, kind):
     """The decoder's zero output layer keeps the grown model's function; a plain load refuses the change."""
     batch = tiny_batch()
     plain = MultiShotDiT(tiny_config()).eval()
@@ -366,13 +377,11 @@ def test_a_stage_can_add_the_pixel_decoder_to_earlier_weights(tmp_path):
         for p in plain.parameters():
             p.normal_(0.0, 0.1)
     path = save_model(plain, tmp_path / "plain.safetensors")
-    grown = MultiShotDiT(tiny_config(decoder_width=16)).eval()
+    grown = MultiShotDiT(tiny_config(decoder_width=16, decoder_kind=kind)).eval()
     with pytest.raises(CheckpointError, match="decoder_width: checkpoint 0 vs model 16"):
         load_weights(grown, path)
     load_weights(grown, path, grow=True)
-    assert set(grown.decoder_parameters) == {
-        f"decoder.{n}" for n in ("hidden.weight", "hidden.bias", "out.weight", "out.bias")
-    }
+    assert set(grown.decoder_parameters) == {f"decoder.{n}" for n in DECODER_WEIGHTS[kind]}
     t = torch.rand(len(batch), batch.num_shots)
     torch.testing.assert_close(
         grown(batch.frames, t, batch.text, batch.layout), plain(batch.frames, t, batch.text, batch.layout)

@@ -10,6 +10,10 @@ ATTENTION_MODES = ("moc", "dense", "local", "window")
 """``moc``: routed MoC attention. The baselines share every other line of code:
 ``dense`` (full attention), ``local`` (anchors only: captions and the own shot, ``top_k=0``) and
 ``window`` (anchors plus every chunk of the previous shot)."""
+DECODER_KINDS = ("mlp", "conv", "unet")
+"""``mlp``: :class:`~moc.models.dit.PixelDecoder`, per patch; ``conv``:
+:class:`~moc.models.dit.ConvPixelDecoder`, over each frame; ``unet``:
+:class:`~moc.models.dit.UNetPixelDecoder`, the same with a half-resolution path."""
 # Starting logit bonus of ``id_bias`` for same-id pairs: about a 2.7x weight, small next to the spread of
 # the QK-normed logits (several units), so the model can raise, keep or undo it.
 ID_BIAS_INIT = 1.0
@@ -65,6 +69,10 @@ class ModelConfig:
             sub-patch offset; the decoder (:class:`~moc.models.dit.PixelDecoder`) adds a per-patch MLP that
             reads the token's features and its noisy pixels. It starts at zero, so a model grown from a
             checkpoint without it computes what the checkpoint computed.
+        decoder_kind: which pixel decoder (:data:`DECODER_KINDS`): ``mlp`` (per patch, ``decoder_width``
+            hidden units), ``conv`` (3x3 convolutions over each frame, ``decoder_width`` channels) or ``unet``
+            (the same with a half-resolution path). The convolutional ones read across patch borders;
+            docs/training.md measures all three.
     """
 
     width: int = 128
@@ -86,6 +94,7 @@ class ModelConfig:
     id_bias: bool = False
     joint_causal: bool | None = None
     decoder_width: int = 0
+    decoder_kind: str = "mlp"
 
     def __post_init__(self) -> None:
         for name in (
@@ -110,6 +119,8 @@ class ModelConfig:
             raise ValueError(
                 f"model.decoder_width must be an int >= 0 (0: no decoder), got {self.decoder_width!r}"
             )
+        if self.decoder_kind not in DECODER_KINDS:
+            raise ValueError(f"model.decoder_kind must be one of {DECODER_KINDS}, got {self.decoder_kind!r}")
         if self.width % self.heads:
             raise ValueError(f"model.width ({self.width}) must be divisible by model.heads ({self.heads})")
         if self.head_dim % 2 or self.head_dim < 6:

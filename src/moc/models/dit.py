@@ -225,6 +225,94 @@ class PixelDecoder(nn.Module):
         return self.out(F.gelu(self.hidden(torch.cat([features, noisy], dim=-1))))
 
 
+class ConvPixelDecoder(nn.Module):
+    """A small convolutional net over each frame that refines the linear head's frame.
+
+    Per pixel it reads the noisy pixel, the head's clean estimate, the shot's noise level and ``codes``
+    channels projected from the features of the token the pixel lies in; three 3x3 convolutions
+    (receptive field 7x7 pixels, across patch borders) then write a correction. One set of weights serves
+    every pixel, so the capacity goes into a shared local rule ("this pixel is glyph or ground, given the
+    colours the features name and the noisy evidence") instead of a per-patch map. Its last layer starts
+    at zero.
+
+    Shapes: ``features (B, N, width)``, ``noisy`` and ``head`` ``(B, F, C, H, W)``, ``level (B, N)`` ->
+    ``(B, F, C, H, W)``.
+    """
+
+    def __init__(self, width: int, channels: int, patch_size: int, hidden: int, codes: int = 8) -> None:
+        super().__init__()
+        self.codes, self.patch_size = codes, patch_size
+        self.project = nn.Linear(width, codes * patch_size * patch_size)
+        self.convs = nn.ModuleList(
+            [
+                nn.Conv2d(2 * channels + codes + 1, hidden, 3, padding=1),
+                nn.Conv2d(hidden, hidden, 3, padding=1),
+                nn.Conv2d(hidden, channels, 3, padding=1),
+            ]
+        )
+        nn.init.zeros_(self.convs[-1].weight)
+        nn.init.zeros_(self.convs[-1].bias)
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        noisy: torch.Tensor,
+        head: torch.Tensor,
+        level: torch.Tensor,
+        grid: tuple[int, int],
+    ) -> torch.Tensor:
+        b, f, c, h, w = noisy.shape
+        p = self.patch_size
+        per_token = torch.cat([self.project(features), level[..., None].expand(-1, -1, p * p)], dim=-1)
+        pixels = unpatchify(per_token, f, self.codes + 1, grid, p)
+        x = torch.cat([noisy, head, pixels], dim=2).reshape(b * f, -1, h, w)
+        return self.refine(x).reshape(b, f, c, h, w)
+
+    def refine(self, x: torch.Tensor) -> torch.Tensor:
+        """``(frames, inputs, H, W)`` per-pixel inputs -> ``(frames, C, H, W)`` correction."""
+        for conv in self.convs[:-1]:
+            x = F.gelu(conv(x))
+        return self.convs[-1](x)
+
+
+class UNetPixelDecoder(ConvPixelDecoder):
+    """:class:`ConvPixelDecoder` with a half-resolution path that sees a whole sprite at once.
+
+    A full-resolution 3x3 convolution reads the same per-pixel inputs; a stride-2 convolution and two 3x3
+    convolutions at half resolution (the second dilated by 2) widen the receptive field to 19x19 pixels,
+    more than a sprite; their output, brought back to full resolution by a 1x1 convolution and nearest
+    upsampling, joins the first layer's output before the last 3x3 convolution (zero-started). The point:
+    at mid noise levels the evidence for a sprite's shape is spread over all its pixels, and a per-patch
+    reading cannot add it up.
+    """
+
+    def __init__(self, width: int, channels: int, patch_size: int, hidden: int, codes: int = 8) -> None:
+        super().__init__(width, channels, patch_size, hidden, codes)
+        wide = 2 * hidden
+        self.convs = nn.ModuleList(
+            [
+                nn.Conv2d(2 * channels + codes + 1, hidden, 3, padding=1),
+                nn.Conv2d(hidden, wide, 3, stride=2, padding=1),
+                nn.Conv2d(wide, wide, 3, padding=1),
+                nn.Conv2d(wide, wide, 3, padding=2, dilation=2),
+                nn.Conv2d(wide, hidden, 1),
+                nn.Conv2d(hidden, channels, 3, padding=1),
+            ]
+        )
+        nn.init.zeros_(self.convs[-1].weight)
+        nn.init.zeros_(self.convs[-1].bias)
+
+    def refine(self, x: torch.Tensor) -> torch.Tensor:
+        first, down, mid, dilated, up, out = self.convs
+        skip = F.gelu(first(x))
+        y = F.gelu(dilated(F.gelu(mid(F.gelu(down(skip))))))
+        y = F.interpolate(up(y), size=skip.shape[-2:], mode="nearest")
+        return out(F.gelu(skip + y))
+
+
+CONV_DECODERS = {"conv": ConvPixelDecoder, "unet": UNetPixelDecoder}
+
+
 class MultiShotDiT(nn.Module):
     """A multi-shot video DiT whose self-attention is MoC over the packed text + video sequence.
 
@@ -263,9 +351,12 @@ class MultiShotDiT(nn.Module):
         for module in (self.final_ada, self.out):
             nn.init.zeros_(module.weight)
             nn.init.zeros_(module.bias)
-        self.decoder = (
-            PixelDecoder(d, config.patch_dim, config.decoder_width) if config.decoder_width else None
-        )
+        self.decoder: nn.Module | None = None
+        if config.decoder_width and config.decoder_kind == "mlp":
+            self.decoder = PixelDecoder(d, config.patch_dim, config.decoder_width)
+        elif config.decoder_width:
+            decoder = CONV_DECODERS[config.decoder_kind]
+            self.decoder = decoder(d, config.channels, config.patch_size, config.decoder_width)
         nn.init.normal_(self.text_embed.weight, std=0.02)
         nn.init.normal_(self.text_slot.weight, std=0.02)
         nn.init.normal_(self.token_type.weight, std=0.02)
@@ -427,9 +518,13 @@ class MultiShotDiT(nn.Module):
         shift, scale = self.final_ada(F.silu(cond))[:, cond_index].chunk(2, dim=-1)
         features = modulate(self.final_norm(x), shift, scale)[:, is_video.to(device)]
         y = self.out(features)
-        if self.decoder is not None:
+        if isinstance(self.decoder, PixelDecoder):
             y = y + self.decoder(features, patches)
-        return unpatchify(y, num_frames, c.channels, table.grid, c.patch_size)
+        out = unpatchify(y, num_frames, c.channels, table.grid, c.patch_size)
+        if isinstance(self.decoder, ConvPixelDecoder):
+            level = t[:, shot[is_video].to(device)]
+            out = out + self.decoder(features, frames, out, level, table.grid)
+        return out
 
     def _check_ids(self, ids: ScriptIds | None, batch: int, shots: int, rows: int) -> None:
         if ids is None:

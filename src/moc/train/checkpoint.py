@@ -102,7 +102,7 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
                 free.add("id_bias")
                 new |= set(model.id_bias_parameters)
             if not saved.decoder_width and ours.decoder_width:
-                free.add("decoder_width")
+                free |= {"decoder_width", "decoder_kind"}
                 new |= set(model.decoder_parameters)
         diff = [
             f.name
