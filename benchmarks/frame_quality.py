@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from moc.eval.memory import eval_scripts
-from moc.generate.sampler import step, time_grid
+from moc.generate.sampler import sample_joint, time_grid
 from moc.generate.scene import generate_scenes, script_batch
 from moc.train import load_model
 from moc.world.metrics import frames_from_tensor, row_background
@@ -67,20 +67,23 @@ def errors(pred: torch.Tensor, truth: torch.Tensor, character: torch.Tensor) -> 
 
 def resample(model, batch, start: int, steps: int, eta: float) -> torch.Tensor:
     """The truth noised to ``time_grid(steps)[-1 - start]``, then sampled jointly from there to ``t = 0``."""
-    grid = time_grid(steps)
     first = steps - start
-    shots = len(batch.layout.shots)
     generator = torch.Generator().manual_seed(0)
-    t = float(grid[first])
+    t = float(time_grid(steps)[first])
     x = (1 - t) * batch.frames + t * torch.randn(batch.frames.shape, generator=generator)
-    spec = model.default_spec(joint=True)
-    with torch.no_grad():
-        for i in range(first, steps):
-            t, t_next = float(grid[i]), float(grid[i + 1])
-            level = torch.full((len(batch.frames), shots), t)
-            x0 = model(x, level, batch.text, batch.layout, spec=spec, ids=batch.ids).clamp(-1, 1)
-            x = step(x, x0, t, t_next, eta, generator)
-    return x0
+    return sample_joint(
+        model,
+        batch.text,
+        batch.layout,
+        tuple(batch.frames.shape[2:]),
+        steps=steps,
+        generator=generator,
+        spec=model.default_spec(joint=True),
+        eta=eta,
+        ids=batch.ids,
+        start=x,
+        first_step=first,
+    )
 
 
 def main() -> None:
@@ -109,7 +112,7 @@ def main() -> None:
     print("|---" * (len(FLOOR_LEVELS) + len(RESAMPLE_FROM) + 5) + "|")
     truth_cells = None
     for path in args.checkpoints:
-        model = load_model(path).eval()
+        model = load_model(path)
         batch = script_batch(scripts, model)
         if truth_cells is None:
             chroma, rough = background_stats(batch.frames)
@@ -123,7 +126,6 @@ def main() -> None:
         median = batch.frames.median(dim=-1, keepdim=True).values
         character = ((batch.frames - median).norm(dim=2, keepdim=True) > 0.3).expand_as(batch.frames)
         cells = []
-
         for t in FLOOR_LEVELS:
             pred = predict_clean(model, batch, t, noise)
             cells.append(errors(pred, batch.frames, character))

@@ -21,7 +21,7 @@ from moc.eval.memory import (
     write_results,
     zero_shot_variants,
 )
-from moc.generate.sampler import sample_autoregressive, shot_prefixes
+from moc.generate.sampler import sample_autoregressive, sample_joint, shot_prefixes, time_grid
 from moc.generate.scene import (
     caption_share,
     generate_scenes,
@@ -340,6 +340,34 @@ def test_sampler_noise_eta():
     assert torch.equal(a1, generate_scenes(model, [SCRIPT], steps=3, seed=1, eta=1.0).frames)
     with pytest.raises(ValueError, match="eta must lie in"):
         generate_scenes(model, [SCRIPT], steps=1, eta=1.5)
+
+
+def test_joint_sampling_can_continue_from_given_frames_at_a_grid_level():
+    """With ``start`` at the last grid level, the sample is the model's one clean prediction from it."""
+    model = tiny_model()
+    batch = generate_scenes(model, [SCRIPT], steps=1).batch
+    steps = 4
+    t = float(time_grid(steps)[steps - 1])
+    start = (1 - t) * batch.frames + t * torch.randn(
+        batch.frames.shape, generator=torch.Generator().manual_seed(2)
+    )
+    spec = model.default_spec(joint=True)
+    out = sample_joint(
+        model,
+        batch.text,
+        batch.layout,
+        (3, 32, 32),
+        steps=steps,
+        ids=batch.ids,
+        spec=spec,
+        start=start,
+        first_step=steps - 1,
+    )
+    level = torch.full((1, batch.num_shots), t)
+    expected = model(start, level, batch.text, batch.layout, spec=spec, ids=batch.ids)
+    torch.testing.assert_close(out, expected.clamp(-1, 1))
+    with pytest.raises(ValueError, match="first_step"):
+        sample_joint(model, batch.text, batch.layout, (3, 32, 32), steps=steps, first_step=1)
 
 
 def test_history_noise_commits_a_renoised_shot_once():

@@ -73,6 +73,8 @@ def sample_joint(
     progress: Progress | None = None,
     eta: float = 1.0,
     ids: ScriptIds | None = None,
+    start: torch.Tensor | None = None,
+    first_step: int = 0,
 ) -> torch.Tensor:
     """Denoise all shots together (the paper's main mode).
 
@@ -88,19 +90,24 @@ def sample_joint(
         progress: called with 1 after each step.
         eta: 0 deterministic, 1 fresh noise at every step (see the module docstring).
         ids: the script's ids of every shot (for models with ``script_ids``).
+        start: ``(B, F, C, H, W)`` frames at level ``time_grid(steps)[first_step]`` to continue from (as
+            SDEdit edits a noised picture); ``None`` starts from pure noise at ``t = 1``.
+        first_step: the grid index ``start`` sits at (0 without ``start``).
 
     Returns:
         ``(B, F, C, H, W)`` frames in [-1, 1].
     """
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must lie in [0, 1], got {eta}")
+    if not 0 <= first_step < steps or (start is None and first_step):
+        raise ValueError(f"first_step must lie in [0, {steps}) and needs start, got {first_step}")
     b = text.shape[0]
     frames = sum(s.frames for s in layout.segments if isinstance(s, VideoSegment))
     shots = len(layout.shots)
-    x = _noise((b, frames, *frame_shape), generator, text.device)
+    x = _noise((b, frames, *frame_shape), generator, text.device) if start is None else start
     grid = time_grid(steps)
     x0 = x
-    for i in range(steps):
+    for i in range(first_step, steps):
         t, t_next = float(grid[i]), float(grid[i + 1])
         level = torch.full((b, shots), t, device=text.device)
         x0 = model(x, level, text, layout, spec=spec, record=record, ids=ids).clamp(-1, 1)

@@ -5,8 +5,9 @@ text and video tokens attend jointly (MMDiT-style, one set of weights plus a tok
 
 * Video enters as pixel patches; the model predicts the clean frames (x0), which is what works when a patch
   vector (``p * p * 3``) is wider than the model (``docs/training.md``).
-* With ``decoder_width`` set, a per-patch MLP (:class:`PixelDecoder`) refines the linear head's patch from the
-  token's features and its noisy pixels.
+* With ``decoder_width`` set, a pixel decoder refines the linear head's output from the token's features and
+  its noisy pixels: a per-patch MLP (:class:`PixelDecoder`) or convolutions over each frame that read across
+  patch borders (:class:`ConvPixelDecoder`, :class:`UNetPixelDecoder`; ``decoder_kind``).
 * Every shot carries its own noise level ``t``; the timestep embedding plus the shot's pooled caption
   embedding condition that shot's tokens through adaLN-Zero (a caption token uses its shot's condition;
   the global caption uses ``t = 0``).
