@@ -13,13 +13,18 @@ Two measurements on held-out 8-shot scenes (those of ``moc eval memory``):
 * generated frames (joint and shot by shot, default sampler): background chroma (max - min of RGB in [0, 1])
   and roughness (mean distance of a background pixel from its row's median colour), against the ground
   truth's. Background pixels are those within 0.15 of their row's median, as the world's metrics find them.
+* shapes (a second table): how often the nearest world shape of each character's silhouette
+  (:func:`moc.world.metrics.shape_match`) is the truth's, in the one-step predictions and the samples kept
+  from the truth; and for generated frames the world metric ``shape`` (IoU with the nearest world shape) and
+  which shapes the joint samples draw (the truth draws all six, distinct within a scene).
 
 Usage: python benchmarks/frame_quality.py CHECKPOINT [CHECKPOINT ...] [--scenes N] [--threads N]
-    [--steps N] [--eta E] [--image PATH]  (writes the truth, then for each checkpoint its prediction at
-    t = 0.02 and its sample from the truth noised to t = 0.48)
+    [--steps N] [--eta E] [--deterministic-below T] [--image PATH]  (writes the truth, then for each
+    checkpoint its prediction at t = 0.02 and its sample from the truth noised to t = 0.48)
 """
 
 import argparse
+from collections import Counter
 
 import numpy as np
 import torch
@@ -29,9 +34,17 @@ from moc.eval.memory import eval_scripts
 from moc.generate.sampler import sample_joint, time_grid
 from moc.generate.scene import generate_scenes, script_batch
 from moc.train import load_model
-from moc.world.metrics import frames_from_tensor, row_background
+from moc.world.metrics import (
+    frames_from_tensor,
+    observe_scene,
+    row_background,
+    score_scene,
+    shape_match,
+    summarize,
+)
 
 FLOOR_LEVELS = (0.02, 0.12, 0.3)
+SHAPE_LEVELS = (0.12, 0.3, 0.48)
 RESAMPLE_FROM = (2, 5)  # indices from the end of the 16-step grid: t = 0.22 and 0.48
 BACKGROUND_DISTANCE = 0.15
 
@@ -44,6 +57,28 @@ def background_stats(frames: torch.Tensor) -> tuple[float, float]:
     background = distance < BACKGROUND_DISTANCE
     chroma = rgb.max(-1) - rgb.min(-1)
     return float(chroma[background].mean()), float(distance[background].mean())
+
+
+def shapes_drawn(frames: torch.Tensor, scripts) -> list[str | None]:
+    """The nearest world shape of every scripted character in every shot (``None``: never whole)."""
+    out = []
+    for video, script in zip(frames_from_tensor(frames), scripts, strict=True):
+        for shot in observe_scene(video, script):
+            for _, seen in sorted(shot.characters.items()):
+                out.append(None if seen.silhouette is None else shape_match(seen.silhouette)[0])
+    return out
+
+
+def same_shape(pred: torch.Tensor, truth: list[str | None], scripts) -> str:
+    """Share of the truth's whole characters whose nearest shape in ``pred`` is the truth's."""
+    drawn = shapes_drawn(pred, scripts)
+    pairs = [(d, t) for d, t in zip(drawn, truth, strict=True) if t is not None]
+    return f"{sum(d == t for d, t in pairs) / len(pairs):.2f}"
+
+
+def table_head(columns: list[str]) -> str:
+    """A markdown table's header and separator for a model column plus ``columns``."""
+    return f"| model | {' | '.join(columns)} |\n" + "|---" * (len(columns) + 1) + "|"
 
 
 def strip(frames: torch.Tensor, scenes: int = 3) -> torch.Tensor:
@@ -65,7 +100,7 @@ def errors(pred: torch.Tensor, truth: torch.Tensor, character: torch.Tensor) -> 
     return f"{error[character].mean():.4f} / {error[~character].mean():.4f}"
 
 
-def resample(model, batch, start: int, steps: int, eta: float) -> torch.Tensor:
+def resample(model, batch, start: int, steps: int, eta: float, deterministic_below: float) -> torch.Tensor:
     """The truth noised to ``time_grid(steps)[-1 - start]``, then sampled jointly from there to ``t = 0``."""
     first = steps - start
     generator = torch.Generator().manual_seed(0)
@@ -80,6 +115,7 @@ def resample(model, batch, start: int, steps: int, eta: float) -> torch.Tensor:
         generator=generator,
         spec=model.default_spec(joint=True),
         eta=eta,
+        deterministic_below=deterministic_below,
         ids=batch.ids,
         start=x,
         first_step=first,
@@ -93,27 +129,31 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--eta", type=float, default=1.0)
+    parser.add_argument("--deterministic-below", type=float, default=0.0)
     parser.add_argument("--image", default=None)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     scripts = eval_scripts(args.scenes, shots=8)
     rows = []
-    print(f"{args.scenes} held-out 8-shot scenes; sampler: {args.steps} steps, eta {args.eta:g}")
+    sampler = {"steps": args.steps, "eta": args.eta, "deterministic_below": args.deterministic_below}
     print(
-        "| model | "
-        + " | ".join(f"floor t={t} (char / bg)" for t in FLOOR_LEVELS)
-        + " | "
-        + " | ".join(
-            f"kept from t={float(time_grid(args.steps)[-1 - k]):.2f} (char / bg)" for k in RESAMPLE_FROM
-        )
-        + " | bg chroma, joint | bg roughness, joint | bg chroma, shot by shot | bg roughness, shot by shot |"
+        f"{args.scenes} held-out 8-shot scenes; sampler: {args.steps} steps, eta {args.eta:g}, "
+        f"deterministic below t = {args.deterministic_below:g}"
     )
-    print("|---" * (len(FLOOR_LEVELS) + len(RESAMPLE_FROM) + 5) + "|")
-    truth_cells = None
+    kept = [f"kept from t={float(time_grid(args.steps)[-1 - k]):.2f}" for k in RESAMPLE_FROM]
+    print(
+        table_head(
+            [f"floor t={t} (char / bg)" for t in FLOOR_LEVELS]
+            + [f"{name} (char / bg)" for name in kept]
+            + [f"bg {m}, {mode}" for mode in ("joint", "shot by shot") for m in ("chroma", "roughness")]
+        )
+    )
+    truth_cells, shape_rows = None, []
     for path in args.checkpoints:
         model = load_model(path)
         batch = script_batch(scripts, model)
+        truth_shapes = shapes_drawn(batch.frames, scripts)
         if truth_cells is None:
             chroma, rough = background_stats(batch.frames)
             generated = f"{chroma:.3f} | {rough:.4f}"
@@ -125,24 +165,42 @@ def main() -> None:
         noise = torch.randn(batch.frames.shape, generator=torch.Generator().manual_seed(0))
         median = batch.frames.median(dim=-1, keepdim=True).values
         character = ((batch.frames - median).norm(dim=2, keepdim=True) > 0.3).expand_as(batch.frames)
-        cells = []
+        cells, shape_cells = [], []
+        for t in SHAPE_LEVELS:
+            shape_cells.append(same_shape(predict_clean(model, batch, t, noise), truth_shapes, scripts))
         for t in FLOOR_LEVELS:
             pred = predict_clean(model, batch, t, noise)
             cells.append(errors(pred, batch.frames, character))
             if t == FLOOR_LEVELS[0]:
                 rows.append(strip(pred))
         for start in RESAMPLE_FROM:
-            pred = resample(model, batch, start, args.steps, args.eta)
+            pred = resample(model, batch, start, args.steps, args.eta, args.deterministic_below)
             cells.append(errors(pred, batch.frames, character))
+            shape_cells.append(same_shape(pred, truth_shapes, scripts))
             if start == RESAMPLE_FROM[-1]:
                 rows.append(strip(pred))
         for mode in ("joint", "autoregressive"):
-            chroma, rough = background_stats(
-                generate_scenes(model, scripts, mode=mode, seed=0, steps=args.steps, eta=args.eta).frames
-            )
+            frames = generate_scenes(model, scripts, mode=mode, seed=0, **sampler).frames
+            chroma, rough = background_stats(frames)
             cells += [f"{chroma:.3f}", f"{rough:.4f}"]
+            videos = frames_from_tensor(frames)
+            shape = summarize(score_scene(v, s) for v, s in zip(videos, scripts, strict=True)).get("shape")
+            shape_cells.append(f"{shape:.3f}")
+            if mode == "joint":
+                drawn = Counter(d for d in shapes_drawn(frames, scripts) if d is not None)
+                shape_cells.append(", ".join(f"{name} {n}" for name, n in drawn.most_common()))
         print(f"| {path} | {' | '.join(cells)} |", flush=True)
+        shape_rows.append(f"| {path} | {' | '.join(shape_cells)} |")
     print(truth_cells)
+    print()
+    print(
+        table_head(
+            [f"same shape, one step at t={t}" for t in SHAPE_LEVELS]
+            + [f"same shape, {name}" for name in kept]
+            + ["shape IoU, joint", "shapes drawn, joint", "shape IoU, shot by shot"]
+        )
+    )
+    print("\n".join(shape_rows))
     if args.image:
         grid = torch.cat(rows, dim=-2)
         pixels = ((grid.permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)

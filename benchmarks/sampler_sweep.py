@@ -1,10 +1,12 @@
-"""The sampler's steps and noise ``eta`` against memory, presence and speckle (the sampler's defaults).
+"""The sampler's steps and noise against memory, presence, shape and speckle (the sampler's defaults).
 
-For each (steps, eta): generate held-out 8-shot scenes (those of ``moc eval memory``), score them with the
-world's metrics and measure speckle, the mean absolute difference of horizontally neighbouring pixels (in
-[-1, 1] units; ground truth for comparison). Same scenes and initial noise for every setting.
+For each (steps, eta[, deterministic_below]): generate held-out 8-shot scenes (those of ``moc eval memory``),
+score them with the world's metrics and measure speckle, the mean absolute difference of horizontally
+neighbouring pixels (in [-1, 1] units; ground truth for comparison). Same scenes and initial noise for every
+setting.
 Usage: python benchmarks/sampler_sweep.py [CHECKPOINT] [--mode joint|autoregressive] [--scenes N]
-    [--settings 16:1,16:0.5,...] [--threads N]
+    [--settings 16:1,16:0.5,16:1:0.5,...] [--threads N]  (a third field: steps from a level below it draw no
+    fresh noise; 0 when left out)
 """
 
 import argparse
@@ -36,22 +38,28 @@ def main() -> None:
     scripts = eval_scripts(args.scenes, shots=8)
     truth = script_batch(scripts[: args.batch_size], model).frames
     print(f"{args.mode}, {args.scenes} held-out 8-shot scenes; ground-truth speckle {speckle(truth):.3f}")
-    print("| steps | eta | identity | place | presence | motion | speckle | s/scene |")
-    print("|---|---|---|---|---|---|---|---|")
+    columns = ("steps", "eta", "deterministic below", "identity", "place", "presence", "motion", "shape")
+    print(f"| {' | '.join(columns)} | speckle | s/scene |")
+    print("|---" * 10 + "|")
     for item in args.settings.split(","):
-        steps_text, eta_text = item.split(":")
-        steps, eta = int(steps_text), float(eta_text)
+        fields = item.split(":")
+        if len(fields) not in (2, 3):
+            parser.error(f"--settings entries are steps:eta[:deterministic_below], got {item!r}")
+        steps, eta = int(fields[0]), float(fields[1])
+        below = float(fields[2]) if len(fields) == 3 else 0.0
         videos, specks, wall = [], [], 0.0
         for start in range(0, len(scripts), args.batch_size):
             part = scripts[start : start + args.batch_size]
-            result = generate_scenes(model, part, mode=args.mode, steps=steps, seed=start, eta=eta)
+            result = generate_scenes(
+                model, part, mode=args.mode, steps=steps, seed=start, eta=eta, deterministic_below=below
+            )
             videos += list(frames_from_tensor(result.frames))
             specks.append(speckle(result.frames) * len(part))
             wall += result.wall_s
         report = summarize(score_scene(v, s) for v, s in zip(videos, scripts, strict=True))
-        cells = [report.get(m) for m in ("identity", "place", "presence", "motion")]
+        cells = [report.get(m) for m in ("identity", "place", "presence", "motion", "shape")]
         print(
-            f"| {steps} | {eta:g} | "
+            f"| {steps} | {eta:g} | {below:g} | "
             + " | ".join(f"{c:.2f}" for c in cells)
             + f" | {sum(specks) / len(scripts):.3f} | {wall / len(scripts):.2f} |",
             flush=True,

@@ -58,3 +58,10 @@ def test_rows_from_other_scenes_or_without_per_scene_scores_are_refused():
     del old["per_scene"]
     with pytest.raises(ValueError, match="no per-scene scores"):
         compare_rows(_row("moc", SCENES), old)
+
+
+def test_rows_written_before_deterministic_below_pair_as_its_default():
+    old = _row("dense", SCENES)  # no "deterministic_below": written before the option existed
+    assert compare_rows(_row("moc", SCENES, deterministic_below=0.0), old)
+    with pytest.raises(ValueError, match="differ in 'deterministic_below'"):
+        compare_rows(_row("moc", SCENES, deterministic_below=0.5), old)

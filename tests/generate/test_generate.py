@@ -21,7 +21,7 @@ from moc.eval.memory import (
     write_results,
     zero_shot_variants,
 )
-from moc.generate.sampler import sample_autoregressive, sample_joint, shot_prefixes, time_grid
+from moc.generate.sampler import sample_autoregressive, sample_joint, shot_prefixes, step, time_grid
 from moc.generate.scene import (
     caption_share,
     generate_scenes,
@@ -107,6 +107,8 @@ def test_cli_generate_and_its_errors(tmp_path, checkpoint):
         "2",
         "--mode",
         "autoregressive",
+        "--deterministic-below",
+        "0.5",
         "--out",
         str(tmp_path / "o"),
     )
@@ -257,6 +259,7 @@ def test_eval_merge_joins_runs_that_scored_the_same_scenes(tmp_path, checkpoint)
         ("autoregressive 3 shots", "a"),
         ("autoregressive 3 shots", "b"),
     ]
+    assert rows[0]["deterministic_below"] == 0.0 and "shape" in rows[0]["metrics"]
     # Same weights, scenes and noise: the two runs score identically.
     assert rows[0]["metrics"] == rows[1]["metrics"] and rows[2]["metrics"] == rows[3]["metrics"]
     compared = CliRunner().invoke(
@@ -340,6 +343,51 @@ def test_sampler_noise_eta():
     assert torch.equal(a1, generate_scenes(model, [SCRIPT], steps=3, seed=1, eta=1.0).frames)
     with pytest.raises(ValueError, match="eta must lie in"):
         generate_scenes(model, [SCRIPT], steps=1, eta=1.5)
+
+
+def test_steps_below_deterministic_below_draw_no_fresh_noise():
+    x, x0 = torch.randn(2, 3, 3, 4, 4), torch.randn(2, 3, 3, 4, 4)
+    generator = torch.Generator().manual_seed(0)
+    low = step(x, x0, 0.3, 0.2, 1.0, generator, deterministic_below=0.5)
+    assert torch.equal(low, step(x, x0, 0.3, 0.2, 0.0, None))
+    assert torch.equal(generator.get_state(), torch.Generator().manual_seed(0).get_state())
+    high = step(x, x0, 0.6, 0.5, 1.0, generator, deterministic_below=0.5)
+    fresh = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(high, 0.5 * x0 + 0.5 * fresh)
+
+
+@pytest.mark.parametrize("mode", ["joint", "autoregressive"])
+def test_deterministic_below_draws_fresh_noise_only_on_the_steps_above_it(mode):
+    """Each stochastic step draws one frame-sized noise from the seed's generator, and only those do: the
+    generator ends where drawing the start noise plus that many more leaves it."""
+    model = tiny_model()
+    batch = script_batch([SCRIPT], model)
+    steps, below = 6, 0.6
+    grid = time_grid(steps)
+    stochastic = sum(1 for i in range(steps) if grid[i] >= below and grid[i + 1] > 0)
+    assert 0 < stochastic < steps - 1  # the cut falls inside the grid
+    generator = torch.Generator().manual_seed(3)
+    sampler = sample_joint if mode == "joint" else sample_autoregressive
+    sampler(
+        model.eval(),
+        batch.text,
+        batch.layout,
+        (3, 32, 32),
+        steps=steps,
+        generator=generator,
+        ids=batch.ids,
+        deterministic_below=below,
+    )
+    expected = torch.Generator().manual_seed(3)
+    shots = [s.frames for s in SCRIPT.shots] if mode == "autoregressive" else [SCRIPT.num_frames]
+    for frames in shots:
+        for _ in range(1 + stochastic):
+            torch.randn((1, frames, 3, 32, 32), generator=expected)
+    assert torch.equal(generator.get_state(), expected.get_state())
+    deterministic = generate_scenes(model, [SCRIPT], steps=steps, seed=1, eta=1.0, deterministic_below=below)
+    assert not torch.equal(deterministic.frames, generate_scenes(model, [SCRIPT], steps=steps, seed=1).frames)
+    with pytest.raises(ValueError, match="deterministic_below must lie in"):
+        generate_scenes(model, [SCRIPT], steps=1, deterministic_below=1.5)
 
 
 def test_joint_sampling_can_continue_from_given_frames_at_a_grid_level():

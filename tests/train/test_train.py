@@ -28,7 +28,7 @@ from moc.train import (
 )
 from moc.train.checkpoint import checkpoint_dirs, load_weights
 from moc.train.probe import binding_probe, binding_set, binding_target
-from moc.train.trainer import loss_fn, noise_levels, random_prefix
+from moc.train.trainer import level_weights, loss_fn, noise_levels, random_prefix
 from moc.world.data import DataConfig, WorldStream
 from tests.models.helpers import tiny_batch, tiny_config
 
@@ -121,6 +121,25 @@ def test_random_prefix_cuts_batches_and_draws_nothing_when_off():
     model = MultiShotDiT(tiny_config())
     pred = model(prefix.frames, t, prefix.text, prefix.layout)
     assert pred.shape == prefix.frames.shape and torch.isfinite(loss_fn(config, pred, prefix, t))
+
+
+def test_min_snr_weights_levels_and_leaves_the_plain_loss_alone():
+    t = torch.tensor([0.0, 0.1, 0.2, 0.5, 0.8])
+    assert level_weights(t, 0.0).tolist() == [0.0, 1.0, 1.0, 1.0, 1.0]
+    torch.testing.assert_close(level_weights(t, 5.0), torch.tensor([0.0, 5.0, 5.0, 1.0, 0.0625]))
+    batch = tiny_batch()
+    config = config_from_dict(tiny_dict(Path("unused")))
+    levels = torch.tensor([[0.0, 0.2, 0.8]]).expand(len(batch), -1)
+    pred = batch.frames + 0.1 * torch.randn(batch.frames.shape, generator=torch.Generator().manual_seed(0))
+    # The plain loss by hand: character pixels weigh 4, clean shots nothing.
+    noisy = (levels[:, batch.frame_shot] > 0)[..., None, None]
+    pixels = (1.0 + 3.0 * (batch.labels >= 0).float()) * noisy
+    plain = (pixels * (pred - batch.frames).pow(2).mean(2)).sum() / pixels.sum()
+    torch.testing.assert_close(loss_fn(config, pred, batch, levels), plain)
+    weighted = dataclasses.replace(config, train=dataclasses.replace(config.train, snr_gamma=5.0))
+    shot_weight = level_weights(levels, 5.0)[:, batch.frame_shot][..., None, None]
+    expected = (pixels * shot_weight * (pred - batch.frames).pow(2).mean(2)).sum() / pixels.sum()
+    torch.testing.assert_close(loss_fn(weighted, pred, batch, levels), expected)
 
 
 def test_joint_batches_keep_every_shot_noisy_and_route_with_joint_causal(tmp_path):
@@ -223,6 +242,7 @@ def test_schedule_gives_chunk_size_and_top_k_by_step(tmp_path):
         (lambda d: d["train"].update(trainable="trunk"), "train.trainable: must be one of ('all', 'head')"),
         (lambda d: d["train"].update(trainable="head"), 'train.trainable: "head" trains on top of earlier'),
         (lambda d: d["model"].update(decoder_width=-4), "model.decoder_width must be an int >= 0"),
+        (lambda d: d["train"].update(snr_gamma=-1.0), "train.snr_gamma: must be >= 0"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, change, message):

@@ -15,8 +15,10 @@ from moc.world import (
     score_scene,
     summarize,
 )
+from moc.world.appearance import SHAPES
 from moc.world.calibration import BASELINES, baseline_frames, calibrate, calibration_table
-from moc.world.metrics import MetricConfig
+from moc.world.metrics import MetricConfig, shape_match
+from moc.world.render import shape_mask
 
 SCENES = 16
 CAP = MetricConfig().cap
@@ -85,6 +87,34 @@ def test_degraded_ground_truth_still_beats_chance_by_far():
     for metric in ("identity", "place"):
         assert truth.get(metric) < 0.45 < 0.8 < redrawn.get(metric)
     assert truth.get("presence") > 0.9
+
+
+def test_shape_match_finds_each_world_shape_and_not_a_blob():
+    for name in SHAPES:
+        mask = shape_mask(name, 12)
+        assert shape_match(mask) == (name, 1.0)
+        # Off by a pixel (the shift brings it back; what rolls out of the window is lost).
+        shifted, iou = shape_match(np.roll(mask, 1, axis=1))
+        assert shifted == name and iou > 0.9
+    # A diamond with its corners rounded off, as a blurry sample draws it, fits no shape exactly.
+    u, v = np.meshgrid(np.linspace(-1, 1, 12), np.linspace(-1, 1, 12))
+    blob = (np.abs(u) + np.abs(v) <= 1.05) & (np.hypot(u, v) <= 0.75)
+    assert shape_match(blob)[1] < 0.8
+    with pytest.raises(ValueError, match="must be square"):
+        shape_match(np.ones((12, 10), dtype=bool))
+
+
+def test_world_frames_draw_world_shapes_and_blur_does_not(reports):
+    for kind in ("ground_truth", "redrawn"):
+        assert reports[kind].get("shape") > 0.97, kind
+    for kind in ("blank", "noise"):  # nothing found, nothing scored
+        assert np.isnan(reports[kind].get("shape"))
+    scenes = [Scene.random(100 + i, ScriptConfig(num_shots=6)) for i in range(4)]
+    truth = summarize(score_scene(baseline_frames(s, "ground_truth"), s.script) for s in scenes).get("shape")
+    blurred = summarize(
+        score_scene(_blur(_blur(baseline_frames(s, "ground_truth"))), s.script) for s in scenes
+    ).get("shape")
+    assert blurred < truth - 0.05
 
 
 def test_scores_use_pixels_not_the_hidden_appearance():

@@ -45,6 +45,9 @@ def memory(
     eta: float = typer.Option(
         1.0, min=0.0, max=1.0, help="Sampler noise (0: deterministic, 1: fresh each step)."
     ),
+    deterministic_below: float = typer.Option(
+        0.0, min=0.0, max=1.0, help="Sampler steps from a noise level below this draw no fresh noise."
+    ),
     history_noise: float | None = typer.Option(
         None,
         min=0.0,
@@ -100,6 +103,7 @@ def memory(
         batch_size=batch_size,
         seed=seed,
         eta=eta,
+        deterministic_below=deterministic_below,
         history_noise=history_noise,
         log=typer.echo,
     )

@@ -53,6 +53,13 @@ def generate(
     eta: float = typer.Option(
         1.0, "--eta", min=0.0, max=1.0, help="Sampler noise: 0 deterministic, 1 fresh each step."
     ),
+    deterministic_below: float = typer.Option(
+        0.0,
+        "--deterministic-below",
+        min=0.0,
+        max=1.0,
+        help="Sampler steps from a noise level below this draw no fresh noise.",
+    ),
     history_noise: float | None = typer.Option(
         None,
         "--history-noise",
@@ -133,6 +140,7 @@ def generate(
                 spec=spec,
                 progress=bar.update,
                 eta=eta,
+                deterministic_below=deterministic_below,
                 history_noise=history_noise,
             )
         except ValueError as err:

@@ -19,7 +19,14 @@ import numpy as np
 from moc.world.script import GAP_BUCKETS as BUCKETS
 
 MEMORY_METRICS = ("identity", "place")
-PAIRING_FIELDS = ("setting", "scenes", "seed", "steps", "eta", "history_noise")
+PAIRING_FIELDS = ("setting", "scenes", "seed", "steps", "eta", "deterministic_below", "history_noise")
+FIELD_DEFAULTS = {"deterministic_below": 0.0}
+"""What rows written before a field existed ran with."""
+
+
+def row_field(row: dict[str, Any], field: str) -> Any:
+    """A results row's ``field``, or what rows written before it existed ran with."""
+    return row.get(field, FIELD_DEFAULTS.get(field))
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,7 @@ def compare_rows(
         ValueError: rows that did not score the same scenes, or rows without per-scene scores.
     """
     for field in PAIRING_FIELDS:
-        if row.get(field) != reference.get(field):
+        if row_field(row, field) != row_field(reference, field):
             raise ValueError(
                 f"{row['model']!r} and {reference['model']!r} differ in {field!r} "
                 f"({row.get(field)!r} against {reference.get(field)!r}); they did not score the same scenes"
@@ -157,4 +164,4 @@ def comparison_table(
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["MEMORY_METRICS", "Comparison", "compare_results", "compare_rows", "comparison_table"]
+__all__ = ["MEMORY_METRICS", "Comparison", "compare_results", "compare_rows", "comparison_table", "row_field"]

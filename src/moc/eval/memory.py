@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from moc import atomic
-from moc.eval.compare import MEMORY_METRICS
-from moc.generate.sampler import HISTORY_NOISE
+from moc.eval.compare import MEMORY_METRICS, row_field
+from moc.generate.sampler import DETERMINISTIC_BELOW, HISTORY_NOISE
 from moc.generate.scene import generate_scenes
 from moc.models import AttentionSpec, MultiShotDiT
 from moc.world.data import EVAL_SEED_OFFSET
@@ -28,7 +28,7 @@ from moc.world.script import ScriptConfig, random_script
 
 # Frames per shot of the training scenes (ScriptConfig's default); a setting's label names other counts.
 TRAINING_FRAMES = 3
-METRICS = ("identity", "place", "identity_accuracy", "place_accuracy", "presence", "smoothness")
+METRICS = ("identity", "place", "identity_accuracy", "place_accuracy", "presence", "shape", "smoothness")
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,7 @@ def evaluate_memory(
     batch_size: int = 16,
     seed: int = 0,
     eta: float = 1.0,
+    deterministic_below: float = DETERMINISTIC_BELOW,
     history_noise: float | None = None,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
@@ -107,6 +108,7 @@ def evaluate_memory(
                     seed=seed + start,
                     spec=spec,
                     eta=eta,
+                    deterministic_below=deterministic_below,
                     history_noise=level,
                 )
                 videos += list(frames_from_tensor(result.frames))
@@ -129,6 +131,7 @@ def evaluate_memory(
                 "seed": seed,
                 "steps": steps,
                 "eta": eta,
+                "deterministic_below": deterministic_below,
                 "history_noise": level,
                 "density": sum(d * n for d, n in record_density) / len(scripts),
                 "flops_ratio": sum(f * n for f, n in record_flops) / len(scripts),
@@ -180,7 +183,7 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
         + " | ".join(f"id {b}" for b in buckets)
         + " | "
         + " | ".join(f"place {b}" for b in buckets)
-        + " | presence | density | FLOPs vs dense | s/scene |"
+        + " | presence | shape | density | FLOPs vs dense | s/scene |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
@@ -190,7 +193,8 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
             + " | ".join(_fmt(m["identity"][b]) for b in buckets)
             + " | "
             + " | ".join(_fmt(m["place"][b]) for b in buckets)
-            + f" | {_fmt(m['presence']['all'])} | {r['density']:.3f} | {r['flops_ratio']:.2f}"
+            + f" | {_fmt(m['presence']['all'])} | {_fmt(m.get('shape', {}).get('all'))}"
+            + f" | {r['density']:.3f} | {r['flops_ratio']:.2f}"
             + f" | {r['s_per_scene']:.2f} |"
         )
     return "\n".join(lines) + "\n"
@@ -250,8 +254,8 @@ def merge_results(folders: Sequence[Path]) -> list[dict[str, Any]]:
     keys = {(r["setting"], r["model"]) for r in rows}
     if len(keys) != len(rows):
         raise ValueError("two runs hold the same (setting, model label); give the models distinct labels")
-    for field in ("scenes", "eta", "seed", "steps"):
-        values = {(r["setting"], r.get(field)) for r in rows}
+    for field in ("scenes", "eta", "deterministic_below", "seed", "steps"):
+        values = {(r["setting"], row_field(r, field)) for r in rows}
         if len(values) != len({r["setting"] for r in rows}):
             raise ValueError(
                 f"the runs differ in {field!r} within a setting; they did not score the same scenes"

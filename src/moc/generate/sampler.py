@@ -6,7 +6,9 @@ clean-sample prediction: ``x_{t'} = (1 - t') x0 + t' (eta fresh + sqrt(1 - eta^2
 re-draws the noise at every step (ancestral). The defaults, 16 steps with ``eta = 1``, are the best measured
 setting for the shipped model's joint identity memory (0.16 on 32 held-out scenes; ``eta = 0.5`` trades it for
 place, 0.26 / 0.23 against 0.16 / 0.35; 32 steps at ``eta = 1`` lose characters: 0.43 / 0.76;
-``benchmarks/sampler_sweep.py``, docs/results.md §8).
+``benchmarks/sampler_sweep.py``, docs/results.md §8). ``deterministic_below`` runs the steps that start below
+a level with ``eta = 0``: fresh noise while shapes are chosen, none while they are drawn (measured in
+docs/training.md, "Shapes"; off by default).
 
 Autoregressive sampling keeps a :class:`~moc.models.KVCache`: the history's keys and values are computed
 once, when a shot is finished (one extra pass over that shot), and every denoising step of the next shot runs
@@ -32,6 +34,9 @@ Progress = Callable[[int], None]
 HISTORY_NOISE = 0.0
 """The default level at which finished shots join the history in autoregressive sampling."""
 
+DETERMINISTIC_BELOW = 0.0
+"""The default level below which sampler steps draw no fresh noise (0: every step draws ``eta`` of it)."""
+
 
 def time_grid(steps: int) -> torch.Tensor:
     """``steps + 1`` noise levels from 1 to 0, denser near 1 (a shift of 2, as SD3 uses for small images)."""
@@ -42,14 +47,31 @@ def time_grid(steps: int) -> torch.Tensor:
     return shift * u / (1 + (shift - 1) * u)
 
 
+def check_noise(eta: float, deterministic_below: float) -> None:
+    """Raise ``ValueError`` unless ``eta`` and ``deterministic_below`` lie in [0, 1]."""
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must lie in [0, 1], got {eta}")
+    if not 0.0 <= deterministic_below <= 1.0:
+        raise ValueError(f"deterministic_below must lie in [0, 1], got {deterministic_below}")
+
+
 def step(
-    x: torch.Tensor, x0: torch.Tensor, t: float, t_next: float, eta: float, generator: torch.Generator | None
+    x: torch.Tensor,
+    x0: torch.Tensor,
+    t: float,
+    t_next: float,
+    eta: float,
+    generator: torch.Generator | None,
+    deterministic_below: float = 0.0,
 ) -> torch.Tensor:
-    """One sampler step from level ``t`` to ``t_next`` given the clean-sample prediction ``x0``."""
+    """One sampler step from level ``t`` to ``t_next`` given the clean-sample prediction ``x0``.
+
+    A step that starts below ``deterministic_below`` draws no fresh noise (``eta = 0``).
+    """
     if t_next == 0.0:
         return x0
     noise = (x - (1 - t) * x0) / t
-    if eta > 0:
+    if eta > 0 and t >= deterministic_below:
         fresh = _noise(tuple(x.shape), generator, x.device)
         noise = eta * fresh + math.sqrt(max(0.0, 1 - eta * eta)) * noise
     return (1 - t_next) * x0 + t_next * noise
@@ -72,6 +94,7 @@ def sample_joint(
     record: AttentionRecord | None = None,
     progress: Progress | None = None,
     eta: float = 1.0,
+    deterministic_below: float = DETERMINISTIC_BELOW,
     ids: ScriptIds | None = None,
     start: torch.Tensor | None = None,
     first_step: int = 0,
@@ -89,6 +112,7 @@ def sample_joint(
         record: accumulates attention cost and routing hits.
         progress: called with 1 after each step.
         eta: 0 deterministic, 1 fresh noise at every step (see the module docstring).
+        deterministic_below: steps from a level below this draw no fresh noise (``eta = 0`` there).
         ids: the script's ids of every shot (for models with ``script_ids``).
         start: ``(B, F, C, H, W)`` frames at level ``time_grid(steps)[first_step]`` to continue from (as
             SDEdit edits a noised picture); ``None`` starts from pure noise at ``t = 1``.
@@ -97,8 +121,7 @@ def sample_joint(
     Returns:
         ``(B, F, C, H, W)`` frames in [-1, 1].
     """
-    if not 0.0 <= eta <= 1.0:
-        raise ValueError(f"eta must lie in [0, 1], got {eta}")
+    check_noise(eta, deterministic_below)
     if not 0 <= first_step < steps or (start is None and first_step):
         raise ValueError(f"first_step must lie in [0, {steps}) and needs start, got {first_step}")
     b = text.shape[0]
@@ -111,7 +134,7 @@ def sample_joint(
         t, t_next = float(grid[i]), float(grid[i + 1])
         level = torch.full((b, shots), t, device=text.device)
         x0 = model(x, level, text, layout, spec=spec, record=record, ids=ids).clamp(-1, 1)
-        x = step(x, x0, t, t_next, eta, generator)
+        x = step(x, x0, t, t_next, eta, generator, deterministic_below)
         if progress:
             progress(1)
     return x0
@@ -145,6 +168,7 @@ def sample_autoregressive(
     record: AttentionRecord | None = None,
     progress: Progress | None = None,
     eta: float = 1.0,
+    deterministic_below: float = DETERMINISTIC_BELOW,
     history_noise: float = HISTORY_NOISE,
     ids: ScriptIds | None = None,
 ) -> torch.Tensor:
@@ -157,8 +181,7 @@ def sample_autoregressive(
     Returns:
         ``(B, F, C, H, W)`` frames in [-1, 1].
     """
-    if not 0.0 <= eta <= 1.0:
-        raise ValueError(f"eta must lie in [0, 1], got {eta}")
+    check_noise(eta, deterministic_below)
     if not 0.0 <= history_noise < 1.0:
         raise ValueError(f"history_noise must lie in [0, 1), got {history_noise}")
     b = text.shape[0]
@@ -182,7 +205,7 @@ def sample_autoregressive(
             x0 = model(x, level, run_text, prefix, spec=spec, cache=cache, record=record, ids=run_ids).clamp(
                 -1, 1
             )
-            x = step(x, x0, t, t_next, eta, generator)
+            x = step(x, x0, t, t_next, eta, generator, deterministic_below)
             if progress:
                 progress(1)
         # Commit the finished shot: its keys/values (at level history_noise) join the history once.

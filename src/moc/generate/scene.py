@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from moc import atomic
-from moc.generate.sampler import HISTORY_NOISE, sample_autoregressive, sample_joint
+from moc.generate.sampler import DETERMINISTIC_BELOW, HISTORY_NOISE, sample_autoregressive, sample_joint
 from moc.layout import NO_SHOT, VIDEO, Layout
 from moc.models import AttentionRecord, AttentionSpec, MultiShotDiT
 from moc.world.data import Batch, DataConfig, make_batch
@@ -112,6 +112,7 @@ def generate_scenes(
     spec: AttentionSpec | None = None,
     progress: Callable[[int], None] | None = None,
     eta: float = 1.0,
+    deterministic_below: float = DETERMINISTIC_BELOW,
     history_noise: float | None = None,
 ) -> Generation:
     """Generate one video per script (all scripts must share frames per shot).
@@ -126,6 +127,8 @@ def generate_scenes(
             :meth:`~moc.models.MultiShotDiT.default_spec`).
         progress: called with 1 per denoising step.
         eta: sampler noise (0: deterministic Euler; 1: fresh noise each step, the default).
+        deterministic_below: steps from a level below this draw no fresh noise (see
+            :func:`~moc.generate.sampler.sample_joint`).
         history_noise: autoregressive mode only: the noise level at which a finished shot joins the
             history (0: clean; ``None``: :data:`~moc.generate.sampler.HISTORY_NOISE`; see
             :func:`~moc.generate.sampler.sample_autoregressive`).
@@ -156,6 +159,7 @@ def generate_scenes(
         record=record,
         progress=progress,
         eta=eta,
+        deterministic_below=deterministic_below,
         ids=batch.ids,
     )
     return Generation(frames, batch, record, time.perf_counter() - begin, mode, spec)

@@ -68,6 +68,10 @@ class OptimConfig:
             random number for it.
         character_weight: loss weight of pixels covered by a character (1 = plain MSE). The optimum of a
             per-pixel weighted MSE is still the posterior mean, so this only speeds up learning sprites.
+        snr_gamma: 0 weighs every noise level alike in the x0 loss; ``> 0`` weighs each shot by
+            ``min(SNR(t), snr_gamma)`` with ``SNR = ((1 - t) / t)^2`` (min-SNR weighting, Hang et al. 2023).
+            An x0 loss is largest at high ``t``, where the target is a blurred average, and that swamps the
+            small errors by which a shape is drawn right at mid and low levels; min-SNR moves weight there.
         threads: ``torch.set_num_threads`` (0: leave PyTorch's default).
         id_lr_scale: learning-rate multiplier of the script-id embeddings. Adam moves each weight by about
             ``lr`` per step whatever its gradient, and video tokens enter with a norm of about 7: at the base
@@ -93,6 +97,7 @@ class OptimConfig:
     joint_batches: float = 0.0
     joint_shared_t: float = 0.0
     character_weight: float = 4.0
+    snr_gamma: float = 0.0
     threads: int = 0
     id_lr_scale: float = 1.0
     trainable: str = "all"
@@ -268,6 +273,10 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
     for key in ("clean_history", "prefix_batches", "joint_batches", "joint_shared_t"):
         if not 0.0 <= getattr(train, key) <= 1.0:
             raise _fail(source, f"train.{key}", f"must be a probability in [0, 1], got {getattr(train, key)}")
+    if train.snr_gamma < 0:
+        raise _fail(
+            source, "train.snr_gamma", f"must be >= 0 (0: no min-SNR weighting), got {train.snr_gamma}"
+        )
     if not train.id_lr_scale > 0:
         raise _fail(source, "train.id_lr_scale", f"must be > 0, got {train.id_lr_scale}")
     if train.trainable not in TRAINABLE:

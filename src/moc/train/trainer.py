@@ -92,12 +92,27 @@ def random_prefix(batch: Batch, probability: float, generator: torch.Generator) 
     return batch.prefix(shots) if cut else batch
 
 
+def level_weights(t: torch.Tensor, snr_gamma: float) -> torch.Tensor:
+    """Loss weight of each noise level: 1 for noisy shots (``snr_gamma = 0``) or ``min(SNR, snr_gamma)``; 0 at
+    ``t = 0`` (clean history shots carry no loss)."""
+    noisy = t > 0
+    if snr_gamma == 0:
+        return noisy.float()
+    snr = ((1 - t) / t.clamp_min(1e-6)).square()
+    return torch.where(noisy, snr.clamp_max(snr_gamma), torch.zeros_like(t))
+
+
 def loss_fn(config: TrainConfig, pred: torch.Tensor, batch: Batch, t: torch.Tensor) -> torch.Tensor:
-    """Character-weighted x0 MSE over the noisy shots (clean history shots carry no loss)."""
-    weight = 1.0 + (config.train.character_weight - 1.0) * (batch.labels >= 0).float()  # (B, F, H, W)
-    weight = weight * (t[:, batch.frame_shot] > 0).float()[..., None, None]
+    """Character-weighted x0 MSE over the noisy shots, each shot weighted by :func:`level_weights`.
+
+    The sum is divided by the pixel weights of the noisy shots, not by the level weights, so a batch of high
+    levels under min-SNR weighting adds little to the gradient instead of being scaled back up.
+    """
+    pixels = 1.0 + (config.train.character_weight - 1.0) * (batch.labels >= 0).float()  # (B, F, H, W)
+    levels = t[:, batch.frame_shot][..., None, None]  # (B, F, 1, 1)
     err = (pred - batch.frames).pow(2).mean(2)
-    return (weight * err).sum() / weight.sum().clamp_min(1.0)
+    weight = pixels * level_weights(levels, config.train.snr_gamma)
+    return (weight * err).sum() / (pixels * (levels > 0).float()).sum().clamp_min(1.0)
 
 
 def _ema_update(ema: MultiShotDiT, model: MultiShotDiT, decay: float) -> None:

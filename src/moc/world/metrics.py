@@ -30,6 +30,10 @@ was last seen (buckets :data:`~moc.world.script.GAP_BUCKETS`; ``"new"`` = first 
 - ``presence``: 1 if a scripted character is found; for a shot with nobody, 1 if nothing is found.
 - ``motion``: 1 if a character's horizontal displacement over the shot has the scripted sign (moving
   left/right), or stays under a pixel (standing still). Shots of one frame are not measurable.
+- ``shape``: for each found character whose sprite is whole in a frame, the intersection over union of its
+  silhouette (the foreground of its centred window, a majority over those frames) with the nearest of the
+  world's six shapes, shifted by up to ``shape_shift`` pixels: 1 = a world shape drawn exactly. It says
+  whether the pixels draw *a* world shape, not which one the hidden appearance chose.
 - ``smoothness``: mean absolute change between consecutive frames of a shot, divided by the mean change
   between first frames of different shots: small = smooth, about 1 = every frame as different as a cut,
   ``cap`` when nothing changes even across cuts (a frozen or blank video).
@@ -47,7 +51,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from moc.world.render import default_sprite_size
+from moc.world.appearance import SHAPES
+from moc.world.render import default_sprite_size, shape_mask
 from moc.world.script import GAP_BUCKETS, Script, gap_bucket
 
 BUCKETS = ("new", *GAP_BUCKETS)
@@ -60,6 +65,7 @@ METRICS = (
     "place_accuracy",
     "presence",
     "motion",
+    "shape",
     "smoothness",
 )
 LOWER_IS_BETTER = frozenset({"identity", "place", "smoothness"})
@@ -84,6 +90,7 @@ class MetricConfig:
         cap: score of a failure (not found, ids not separable); also the upper clip of every ratio.
         min_separation: a scene whose different ids are closer than this on average (RGB units) has
             collapsed: all its ratios are ``cap``.
+        shape_shift: the ``shape`` score tries each world shape at offsets of up to this many pixels.
     """
 
     sprite_size: int | None = None
@@ -97,6 +104,7 @@ class MetricConfig:
     place_bands: int = 8
     cap: float = 2.0
     min_separation: float = 0.02
+    shape_shift: int = 1
 
 
 # ---- per-shot measurements ---------------------------------------------------------------------------------
@@ -110,11 +118,14 @@ class CharacterObservation:
         found: found in at least one frame.
         descriptor: appearance descriptor (``None`` if not found).
         x: ``(T,)`` horizontal centre of its foreground per frame (NaN where not found).
+        silhouette: ``(size, size)`` bool foreground of its centred window, a majority over the frames where
+            the sprite is whole (``None`` if it is never whole).
     """
 
     found: bool
     descriptor: np.ndarray | None
     x: np.ndarray
+    silhouette: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +197,29 @@ def _distance(a: np.ndarray, b: np.ndarray, cells: int) -> float:
     return float(np.sqrt(np.sum((a - b) ** 2) / cells))
 
 
+def shape_match(silhouette: np.ndarray, shift: int = 1) -> tuple[str, float]:
+    """The world shape nearest to a ``(size, size)`` bool silhouette and its intersection over union.
+
+    Each shape is tried at every offset of up to ``shift`` pixels in both directions (a sprite's centroid
+    rounds to the pixel grid, and a triangle's centroid is not its box centre).
+    """
+    size = silhouette.shape[0]
+    if silhouette.shape != (size, size):
+        raise ValueError(f"silhouette must be square, got shape {silhouette.shape}")
+    pad = np.pad(silhouette, shift)
+    best, best_iou = SHAPES[0], -1.0
+    for name in SHAPES:
+        mask = shape_mask(name, size)
+        for dy in range(2 * shift + 1):
+            for dx in range(2 * shift + 1):
+                window = pad[dy : dy + size, dx : dx + size]
+                union = np.count_nonzero(window | mask)
+                iou = np.count_nonzero(window & mask) / union if union else 0.0
+                if iou > best_iou:
+                    best, best_iou = name, iou
+    return best, float(best_iou)
+
+
 def row_background(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-row median colour of each frame and every pixel's distance from it.
 
@@ -253,13 +287,18 @@ def observe_shot(
             inside = left[t] + xs.min() > 0 and left[t] + xs.max() < width - 1
             crop = (frames[t, y0 : y0 + size, x0 : x0 + size], fg[t, y0 : y0 + size, x0 : x0 + size])
             crops.append((bool(inside), int(count[t]), crop))
-        descriptor = None
+        descriptor = silhouette = None
         if crops:
             # Describe it from the frames where it is whole, else from its most visible frames.
-            whole = [c for c in crops if c[0]] or crops
-            most = max(c[1] for c in whole)
-            descriptor = np.mean([_descriptor(*crop, cfg) for _, n, crop in whole if n >= 0.8 * most], axis=0)
-        characters[action.id] = CharacterObservation(bool(found.any()), descriptor, x)
+            whole = [c for c in crops if c[0]]
+            described = whole or crops
+            most = max(c[1] for c in described)
+            descriptor = np.mean(
+                [_descriptor(*crop, cfg) for _, n, crop in described if n >= 0.8 * most], axis=0
+            )
+            if whole:
+                silhouette = np.mean([crop[1] for _, _, crop in whole], axis=0) > 0.5
+        characters[action.id] = CharacterObservation(bool(found.any()), descriptor, x, silhouette)
     spurious = False
     if not actions:
         found, *_ = _locate(fg, (0, height), size, cfg)
@@ -336,6 +375,30 @@ def _ratios(
             scores.add(f"{metric}_accuracy", bucket, float(nearest == key), chance)
 
 
+def observe_scene(
+    frames: np.ndarray, script: Script, config: MetricConfig | None = None
+) -> list[ShotObservation]:
+    """What the pixels say about every shot of a scene (:func:`observe_shot` at the scene's threshold).
+
+    Args:
+        frames: ``(F, H, W, 3)`` RGB, float in [0, 1] or uint8, with ``F == script.num_frames``.
+        script: the scene's script.
+        config: measurement knobs.
+    """
+    cfg = config or MetricConfig()
+    frames = _as_float_frames(frames)
+    if frames.shape[0] != script.num_frames:
+        raise ValueError(f"got {frames.shape[0]} frames but the script has {script.num_frames}")
+    height, width = frames.shape[1:3]
+    size = cfg.sprite_size or default_sprite_size(height, width)
+    starts = np.cumsum([0, *script.shot_frames])
+    threshold = foreground_threshold(row_background(frames)[1], cfg)
+    return [
+        observe_shot(frames[starts[s] : starts[s + 1]], shot.characters, size, cfg, threshold)
+        for s, shot in enumerate(script.shots)
+    ]
+
+
 def score_scene(
     frames: np.ndarray,
     script: Script,
@@ -353,17 +416,9 @@ def score_scene(
         The scene's :class:`SceneScores`; combine scenes with :func:`summarize`.
     """
     cfg = config or MetricConfig()
+    shots = observe_scene(frames, script, cfg)
     frames = _as_float_frames(frames)
-    if frames.shape[0] != script.num_frames:
-        raise ValueError(f"got {frames.shape[0]} frames but the script has {script.num_frames}")
-    height, width = frames.shape[1:3]
-    size = cfg.sprite_size or default_sprite_size(height, width)
     starts = np.cumsum([0, *script.shot_frames])
-    threshold = foreground_threshold(row_background(frames)[1], cfg)
-    shots = [
-        observe_shot(frames[starts[s] : starts[s + 1]], shot.characters, size, cfg, threshold)
-        for s, shot in enumerate(script.shots)
-    ]
     scores = SceneScores()
 
     char_obs = {
@@ -390,6 +445,8 @@ def score_scene(
             last_seen[action.id] = s
             seen = obs.characters[action.id]
             scores.add("presence", bucket, float(seen.found))
+            if seen.silhouette is not None:
+                scores.add("shape", bucket, shape_match(seen.silhouette, cfg.shape_shift)[1])
             if shot.frames < 2:
                 continue
             xs = seen.x[~np.isnan(seen.x)]
@@ -530,8 +587,10 @@ __all__ = [
     "evaluate",
     "foreground_threshold",
     "frames_from_tensor",
+    "observe_scene",
     "observe_shot",
     "row_background",
     "score_scene",
+    "shape_match",
     "summarize",
 ]
