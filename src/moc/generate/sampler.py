@@ -62,7 +62,7 @@ def step(
     t_next: float,
     eta: float,
     generator: torch.Generator | None,
-    deterministic_below: float = 0.0,
+    deterministic_below: float = DETERMINISTIC_BELOW,
 ) -> torch.Tensor:
     """One sampler step from level ``t`` to ``t_next`` given the clean-sample prediction ``x0``.
 

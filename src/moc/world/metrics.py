@@ -416,8 +416,8 @@ def score_scene(
         The scene's :class:`SceneScores`; combine scenes with :func:`summarize`.
     """
     cfg = config or MetricConfig()
+    frames = _as_float_frames(frames)  # once: observe_scene leaves float32 frames as they are
     shots = observe_scene(frames, script, cfg)
-    frames = _as_float_frames(frames)
     starts = np.cumsum([0, *script.shot_frames])
     scores = SceneScores()
 
