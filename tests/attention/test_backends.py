@@ -12,6 +12,12 @@ from moc.attention.impl import reference, varlen
 from tests.conftest import configs, layouts, random_qkv
 
 
+def _upstream(like: torch.Tensor, seed: int) -> torch.Tensor:
+    """A seeded upstream gradient: hypothesis replays a case and must see the same numbers."""
+    g = torch.Generator().manual_seed(seed + 1)
+    return torch.randn(like.shape, generator=g, dtype=torch.float64).to(like.dtype)
+
+
 def _grads(fn, q, k, v, grad):
     q, k, v = (t.detach().clone().requires_grad_() for t in (q, k, v))
     out = fn(q, k, v)
@@ -35,7 +41,7 @@ def test_varlen_matches_reference_float32(kernel, case):
     q, k, v = random_qkv(layout, **shape, seed=seed)
     plan = route(q, k, layout, config)
     scale = q.shape[-1] ** -0.5
-    grad = torch.randn_like(q)
+    grad = _upstream(q, seed)
     expected = _grads(lambda *t: reference.attend(*t, plan, scale), q, k, v, grad)
     actual = _grads(lambda *t: varlen.attend(*t, plan, scale, kernel), q, k, v, grad)
     for name, a, e in zip(("out", "dq", "dk", "dv"), actual, expected):
@@ -48,15 +54,21 @@ def test_varlen_matches_reference_bfloat16(case):
     q, k, v = random_qkv(layout, **shape, seed=seed)
     plan = route(q, k, layout, config)
     scale = q.shape[-1] ** -0.5
-    grad = torch.randn_like(q)
-    expected = _grads(lambda *t: reference.attend(*t, plan, scale), q, k, v, grad)
+    grad = _upstream(q, seed)
+    exact = _grads(
+        lambda *t: reference.attend(*t, plan, scale), *(t.double() for t in (q, k, v)), grad.double()
+    )
     low = [t.bfloat16() for t in (q, k, v)]
     actual = _grads(lambda *t: varlen.attend(*t, plan, scale), *low, grad.bfloat16())
-    for name, a, e in zip(("out", "dq", "dk", "dv"), actual, expected):
+    oracle = _grads(lambda *t: reference.attend(*t, plan, scale), *low, grad.bfloat16())
+    for name, a, o, e in zip(("out", "dq", "dk", "dv"), actual, oracle, exact):
         assert a.dtype == torch.bfloat16
-        # bf16 keeps ~3 significant digits; compare on the scale of the reference (RMS-relative error).
-        err = (a.float() - e).pow(2).mean().sqrt() / e.pow(2).mean().sqrt().clamp_min(1e-6)
-        assert err < 3e-2, f"{name}: relative RMS error {err:.3g}"
+        # flash-attn's rule: the backend may cost at most twice the error that bf16 rounding costs the eager
+        # oracle, plus a few bf16 ulps (2^-8) on these unit-scale values. Absolute RMS errors, because
+        # relative ones blow up where the exact gradient is ~0 (a query alone with its key has dq = 0).
+        err = (a.double() - e).pow(2).mean().sqrt().item()
+        oracle_err = (o.double() - e).pow(2).mean().sqrt().item()
+        assert err <= 2 * oracle_err + 1e-2, f"{name}: RMS error {err:.3g}, oracle's {oracle_err:.3g}"
 
 
 @given(case=cases())
@@ -77,7 +89,7 @@ def test_varlen_float64_is_exact():
     layout = Layout.interleaved([3, 2, 4], tokens_per_frame=10, caption_tokens=3, global_caption_tokens=4)
     q, k, v = random_qkv(layout, batch=2, heads=3, dim=16, dtype=torch.float64)
     plan = route(q, k, layout, MoCConfig(top_k=2))
-    grad = torch.randn_like(q)
+    grad = _upstream(q, 0)
     expected = _grads(lambda *t: reference.attend(*t, plan, 0.25), q, k, v, grad)
     for kernel in ("flash_cpu", "math"):
         actual = _grads(lambda *t, kern=kernel: varlen.attend(*t, plan, 0.25, kern), q, k, v, grad)
@@ -120,7 +132,7 @@ def test_varlen_splits_work_into_bounded_blocks(monkeypatch):
     blocks = varlen.routed_blocks(plan)
     assert max(b.n_max for b in blocks) <= 3
     assert len({b.chunk for b in blocks}) < len(blocks), "some chunk should be split into several blocks"
-    grad = torch.randn_like(q)
+    grad = _upstream(q, 0)
     expected = _grads(lambda *t: reference.attend(*t, plan, 0.3), q, k, v, grad)
     actual = _grads(lambda *t: varlen.attend(*t, plan, 0.3), q, k, v, grad)
     for a, e in zip(actual, expected):
