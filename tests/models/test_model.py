@@ -17,12 +17,16 @@ from tests.models.helpers import tiny_batch, tiny_model
 
 @pytest.mark.parametrize("mode", ATTENTION_MODES)
 @pytest.mark.parametrize("training", [False, True])
-@pytest.mark.parametrize("decoder", [(0, "mlp"), (20, "mlp"), (6, "conv"), (4, "unet")])
-def test_shapes_every_mode(mode, training, decoder):
+@pytest.mark.parametrize(
+    ("decoder", "stem"), [((0, "mlp"), 0), ((20, "mlp"), 5), ((6, "conv"), 0), ((4, "unet"), 3)]
+)
+def test_shapes_every_mode(mode, training, decoder, stem):
     batch = tiny_batch()
     moc = MoCConfig(top_k=2, drop_off=0.3, drop_in=0.5)
     width, kind = decoder
-    model = tiny_model(attention=mode, moc=moc, decoder_width=width, decoder_kind=kind).train(training)
+    model = tiny_model(
+        attention=mode, moc=moc, decoder_width=width, decoder_kind=kind, stem_width=stem
+    ).train(training)
     t = torch.rand(len(batch), batch.num_shots)
     out = model(batch.frames, t, batch.text, batch.layout, generator=torch.Generator().manual_seed(0))
     assert out.shape == batch.frames.shape
@@ -289,6 +293,42 @@ def test_conv_decoders_read_a_pixels_neighbourhood_and_their_shots_level(kind, n
     assert torch.equal(changed, (shot_of_frame == 1).expand_as(changed))
 
 
+def test_conv_stem_sees_16_pixels_per_token_in_patch_order_and_its_shots_level():
+    """One pixel's change reaches exactly the stem features of the tokens whose 8x8 patch lies within 4 pixels
+    of it (three 3x3 convolutions, one dilated: 9x9 pixels), in its own frame, in :func:`patchify` order. One
+    shot's noise level reaches its own frames only."""
+    batch = tiny_batch(shots=3)
+    model = tiny_model(attention="local", stem_width=4).eval()
+    with torch.no_grad():
+        model.stem.project.weight.normal_()  # off its zero start
+    p = model.config.patch_size
+    frames_per_shot = torch.tensor(batch.shot_frames)
+    t = torch.rand(len(batch), batch.num_shots)
+    level = t[:, torch.repeat_interleave(torch.arange(batch.num_shots), frames_per_shot)]
+
+    def tokens(frames, level=level):
+        b, f, _, h, w = frames.shape
+        return model.stem(frames, level).reshape(b, f, h // p, w // p, -1)
+
+    before = tokens(batch.frames)
+    for row, col, rows, cols in ((11, 12, [0, 1], [1, 2]), (3, 20, [0], [2, 3]), (12, 4, [1, 2], [0, 1])):
+        frames = batch.frames.clone()
+        frames[1, 2, 0, row, col] += 0.5
+        changed = ((tokens(frames) - before).abs() > 0).any(-1)
+        expected = torch.zeros_like(changed)
+        expected[1, 2, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = True
+        assert torch.equal(changed, expected), (row, col)
+    later = level.clone()
+    later[:, frames_per_shot[0] : frames_per_shot[:2].sum()] += 0.1
+    changed = ((tokens(batch.frames, later) - before).abs() > 0).flatten(2).any(-1)
+    assert torch.equal(changed, (later != level))
+    # Through the model: the stem's change reaches the output (it is added to the patch embedding).
+    out = model(batch.frames, t, batch.text, batch.layout)
+    with torch.no_grad():
+        model.stem.project.weight.zero_()
+    assert not torch.allclose(out, model(batch.frames, t, batch.text, batch.layout))
+
+
 def test_bad_inputs_name_the_problem():
     batch = tiny_batch()
     model = tiny_model()
@@ -309,3 +349,5 @@ def test_bad_inputs_name_the_problem():
         ModelConfig(decoder_kind="resnet")
     with pytest.raises(ValueError, match=r"model\.decoder_width must be an int >= 0"):
         ModelConfig(decoder_width=-1)
+    with pytest.raises(ValueError, match=r"model\.stem_width must be an int >= 0 \(0: no stem\)"):
+        ModelConfig(stem_width=2.5)

@@ -63,14 +63,29 @@ def test_shipped_configs_parse_and_differ_only_in_attention():
         assert other.data == configs["default"].data and other.train == configs["default"].train
 
 
+# Stages trained with no twins of their own. Stage 13 trains the whole model on from the head stage 12, whose
+# twins are stage 11's; their weights were lost (docs/training.md, stage 13), so stage 13 is measured paired
+# against stage 12 on 128 held-out scenes instead.
+PAIRED_WITH_PREVIOUS = {"stage13": "stage12"}
+
+
 def test_baseline_stages_differ_from_the_shipped_stages_only_in_attention_and_weights():
     stages = sorted(
         (p.stem.removeprefix("default_") for p in (ROOT / "configs").glob("default_stage*.toml")),
         key=lambda name: int(name.removeprefix("stage")),
     )
-    assert stages == [f"stage{n}" for n in range(2, 13)]
+    assert stages == [f"stage{n}" for n in range(2, 14)]
     for stage in stages:
         ours = load_config(ROOT / f"configs/default_{stage}.toml")
+        if stage in PAIRED_WITH_PREVIOUS:
+            # No twins: the stage is compared paired against the stage it continues, and the same model.
+            previous = load_config(ROOT / f"configs/default_{PAIRED_WITH_PREVIOUS[stage]}.toml")
+            assert ours.run.init == f"runs/{previous.run.name}/model.safetensors"
+            assert ours.model == previous.model
+            assert not any(
+                (ROOT / f"configs/{mode}_{stage}.toml").exists() for mode in ("local", "dense", "window")
+            )
+            continue
         if ours.train.trainable == "head":
             # A head stage keeps every weight the twins differ in (attention, routing, embeddings): its
             # memory is that of the stage it starts from, so the twins are compared there.
@@ -101,7 +116,7 @@ def test_make_train_chains_each_stage_from_the_one_before():
     makefile = (ROOT / "Makefile").read_text()
     recipe = makefile[makefile.index("\ntrain:") :].split("\n\n")[0]
     paths = [line.split("moc train ")[1].strip() for line in recipe.splitlines() if "moc train " in line]
-    assert paths[0] == "configs/default.toml" and paths[-1] == "configs/default_stage12.toml"
+    assert paths[0] == "configs/default.toml" and paths[-1] == "configs/default_stage13.toml"
     previous = ""
     for path in paths:
         config = load_config(ROOT / path)
@@ -410,6 +425,33 @@ def test_a_stage_can_add_the_pixel_decoder_to_earlier_weights(tmp_path, kind):
     with pytest.raises(CheckpointError, match="decoder_width: checkpoint 16 vs model 0"):
         load_weights(
             MultiShotDiT(tiny_config()), save_model(grown, tmp_path / "grown.safetensors"), grow=True
+        )
+
+
+def test_a_stage_can_add_the_conv_stem_to_earlier_weights(tmp_path):
+    """The stem's zero projection keeps the grown model's function; a plain load refuses the change."""
+    batch = tiny_batch()
+    plain = MultiShotDiT(tiny_config(decoder_width=8)).eval()
+    with torch.no_grad():
+        for p in plain.parameters():
+            p.normal_(0.0, 0.1)
+    path = save_model(plain, tmp_path / "plain.safetensors")
+    grown = MultiShotDiT(tiny_config(decoder_width=8, stem_width=4)).eval()
+    with pytest.raises(CheckpointError, match="stem_width: checkpoint 0 vs model 4"):
+        load_weights(grown, path)
+    load_weights(grown, path, grow=True)
+    assert set(grown.stem_parameters) == {
+        f"stem.{n}.{k}" for n in ("convs.0", "convs.1", "convs.2", "project") for k in ("weight", "bias")
+    }
+    t = torch.rand(len(batch), batch.num_shots)
+    torch.testing.assert_close(
+        grown(batch.frames, t, batch.text, batch.layout), plain(batch.frames, t, batch.text, batch.layout)
+    )
+    with pytest.raises(CheckpointError, match="stem_width: checkpoint 4 vs model 0"):
+        load_weights(
+            MultiShotDiT(tiny_config(decoder_width=8)),
+            save_model(grown, tmp_path / "grown.safetensors"),
+            grow=True,
         )
 
 

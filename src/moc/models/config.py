@@ -73,6 +73,13 @@ class ModelConfig:
             hidden units), ``conv`` (3x3 convolutions over each frame, ``decoder_width`` channels) or ``unet``
             (the same with a half-resolution path). The convolutional ones read across patch borders;
             docs/training.md measures all three.
+        stem_width: channels of the convolutional stem, 0 for none. A linear patch embedding sees one 8x8
+            patch of noisy pixels; a sprite spans four patches, and at mid noise levels the evidence for its
+            shape (a diagonal edge, a corner) is spread over all of them. The stem
+            (:class:`~moc.models.dit.ConvStem`) runs three 3x3 convolutions over each noisy frame (16x16
+            pixels per token) and adds a projection of its features to the patch embedding. The projection
+            starts at zero, so a model grown from a checkpoint without a stem computes what the checkpoint
+            computed.
     """
 
     width: int = 128
@@ -95,6 +102,7 @@ class ModelConfig:
     joint_causal: bool | None = None
     decoder_width: int = 0
     decoder_kind: str = "mlp"
+    stem_width: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -111,14 +119,10 @@ class ModelConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"model.{name} must be a positive int, got {value!r}")
-        if (
-            isinstance(self.decoder_width, bool)
-            or not isinstance(self.decoder_width, int)
-            or self.decoder_width < 0
-        ):
-            raise ValueError(
-                f"model.decoder_width must be an int >= 0 (0: no decoder), got {self.decoder_width!r}"
-            )
+        for name, what in (("decoder_width", "no decoder"), ("stem_width", "no stem")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"model.{name} must be an int >= 0 (0: {what}), got {value!r}")
         if self.decoder_kind not in DECODER_KINDS:
             raise ValueError(f"model.decoder_kind must be one of {DECODER_KINDS}, got {self.decoder_kind!r}")
         if self.width % self.heads:

@@ -5,6 +5,8 @@ text and video tokens attend jointly (MMDiT-style, one set of weights plus a tok
 
 * Video enters as pixel patches; the model predicts the clean frames (x0), which is what works when a patch
   vector (``p * p * 3``) is wider than the model (``docs/training.md``).
+* With ``stem_width`` set, convolutions over each noisy frame (:class:`ConvStem`) add features that see 16x16
+  pixels to each patch embedding.
 * With ``decoder_width`` set, a pixel decoder refines the linear head's output from the token's features and
   its noisy pixels: a per-patch MLP (:class:`PixelDecoder`) or convolutions over each frame that read across
   patch borders (:class:`ConvPixelDecoder`, :class:`UNetPixelDecoder`; ``decoder_kind``).
@@ -314,6 +316,43 @@ class UNetPixelDecoder(ConvPixelDecoder):
 CONV_DECODERS = {"conv": ConvPixelDecoder, "unet": UNetPixelDecoder}
 
 
+class ConvStem(nn.Module):
+    """Convolutions over each noisy frame, projected per patch and added to the patch embedding.
+
+    Per pixel it reads the noisy pixel and the shot's noise level; a 3x3, a 3x3 dilated by 2 and a 3x3
+    convolution (receptive field 9x9 pixels) make ``hidden`` features, and a stride-``patch_size``
+    convolution projects each patch's features to one token (zero-started). A token then sees 16x16 pixels,
+    a whole sprite: the trunk gets local evidence for a shape (edges, corners) pooled before the noise of
+    each pixel is mixed into a linear embedding. Early convolutions are a known remedy for what a patch
+    embedding misses (Xiao et al. 2021, "Early convolutions help transformers see better").
+
+    Shapes: ``frames (B, F, C, H, W)``, ``level (B, F)`` -> ``(B, F * H/p * W/p, width)``, in
+    :func:`patchify` order.
+    """
+
+    def __init__(self, width: int, channels: int, patch_size: int, hidden: int) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(
+            [
+                nn.Conv2d(channels + 1, hidden, 3, padding=1),
+                nn.Conv2d(hidden, hidden, 3, padding=2, dilation=2),
+                nn.Conv2d(hidden, hidden, 3, padding=1),
+            ]
+        )
+        self.project = nn.Conv2d(hidden, width, patch_size, stride=patch_size)
+        nn.init.zeros_(self.project.weight)
+        nn.init.zeros_(self.project.bias)
+
+    def forward(self, frames: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        b, f, c, h, w = frames.shape
+        x = torch.cat([frames, level[:, :, None, None, None].expand(b, f, 1, h, w)], dim=2)
+        x = x.reshape(b * f, c + 1, h, w)
+        for conv in self.convs:
+            x = F.gelu(conv(x))
+        x = self.project(x)  # (B * F, width, H/p, W/p)
+        return x.permute(0, 2, 3, 1).reshape(b, -1, x.shape[1])
+
+
 class MultiShotDiT(nn.Module):
     """A multi-shot video DiT whose self-attention is MoC over the packed text + video sequence.
 
@@ -358,6 +397,9 @@ class MultiShotDiT(nn.Module):
         elif config.decoder_width:
             decoder = CONV_DECODERS[config.decoder_kind]
             self.decoder = decoder(d, config.channels, config.patch_size, config.decoder_width)
+        self.stem = (
+            ConvStem(d, config.channels, config.patch_size, config.stem_width) if config.stem_width else None
+        )
         nn.init.normal_(self.text_embed.weight, std=0.02)
         nn.init.normal_(self.text_slot.weight, std=0.02)
         nn.init.normal_(self.token_type.weight, std=0.02)
@@ -389,6 +431,11 @@ class MultiShotDiT(nn.Module):
     def decoder_parameters(self) -> tuple[str, ...]:
         """Names of the pixel decoder's weights (empty without ``decoder_width``)."""
         return tuple(f"decoder.{name}" for name, _ in self.decoder.named_parameters()) if self.decoder else ()
+
+    @property
+    def stem_parameters(self) -> tuple[str, ...]:
+        """Names of the convolutional stem's weights (empty without ``stem_width``)."""
+        return tuple(f"stem.{name}" for name, _ in self.stem.named_parameters()) if self.stem else ()
 
     @property
     def id_bias_parameters(self) -> tuple[str, ...]:
@@ -472,7 +519,11 @@ class MultiShotDiT(nn.Module):
         device = frames.device
         x = frames.new_empty(b, is_video.numel(), d)
         patches = patchify(frames, c.patch_size)
-        x[:, is_video] = self.patch_in(patches)
+        video_shot = shot[is_video].to(device)
+        embedded = self.patch_in(patches)
+        if self.stem is not None:
+            embedded = embedded + self.stem(frames, t[:, video_shot[::tokens_per_frame]])
+        x[:, is_video] = embedded
         slots = table.text_slot[start:][~is_video].clamp_max(c.max_caption_tokens - 1).to(device)
         words = self.text_embed(text)
         x[:, ~is_video] = words + self.text_slot(slots)
@@ -481,7 +532,6 @@ class MultiShotDiT(nn.Module):
         if c.script_ids:
             assert ids is not None
             ids = ids.to(device)
-            video_shot = shot[is_video].to(device)
             place = ids.places[:, video_shot]  # (B, N_video)
             character = ids.lanes[:, video_shot, table.position[start:][is_video, 1].to(device)]
             x[:, is_video] += self.place_id(place) + self.character_id(character)
@@ -523,7 +573,7 @@ class MultiShotDiT(nn.Module):
             y = y + self.decoder(features, patches)
         out = unpatchify(y, num_frames, c.channels, table.grid, c.patch_size)
         if isinstance(self.decoder, ConvPixelDecoder):
-            level = t[:, shot[is_video].to(device)]
+            level = t[:, video_shot]
             out = out + self.decoder(features, frames, out, level, table.grid)
         return out
 

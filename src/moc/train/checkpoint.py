@@ -84,11 +84,12 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
             computes what the checkpoint computed. The stage may also change ``time_nope_pairs`` (the same
             weights under partial RoPE) and add ``id_bias`` gains; those start at ``ID_BIAS_INIT``, so the
             grown model adds that bonus to same-id logits from its first step. A stage may add the pixel
-            decoder (``decoder_width``); its zero output layer keeps the checkpoint's function.
+            decoder (``decoder_width``) or the convolutional stem (``stem_width``); their zero output layers
+            keep the checkpoint's function.
     """
     path = Path(path)
     meta = read_metadata(path)
-    new: set[str] = set()  # weights a later stage may add: script ids, id bias, pixel decoder
+    new: set[str] = set()  # weights a later stage may add: script ids, id bias, pixel decoder, stem
     if CONFIG_KEY in meta:
         saved = model_config_from_json(meta[CONFIG_KEY])
         ours = model.config
@@ -104,6 +105,9 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
             if not saved.decoder_width and ours.decoder_width:
                 free |= {"decoder_width", "decoder_kind"}
                 new |= set(model.decoder_parameters)
+            if not saved.stem_width and ours.stem_width:
+                free.add("stem_width")
+                new |= set(model.stem_parameters)
         diff = [
             f.name
             for f in dataclasses.fields(ModelConfig)
