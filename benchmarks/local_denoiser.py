@@ -22,7 +22,7 @@ from frame_quality import SHAPE_LEVELS, same_shape, shapes_drawn
 from torch import nn
 
 from moc.eval.memory import eval_scripts
-from moc.generate.scene import script_batch
+from moc.generate.scene import default_checkpoint, script_batch
 from moc.train import load_model
 from moc.world.data import DataConfig, WorldStream
 
@@ -99,8 +99,7 @@ def main() -> None:
             print(f"step {step} loss {loss.item():.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
     net.eval()
     scripts = eval_scripts(args.scenes, shots=8)
-    model = load_model(args.model) if args.model else load_model("src/moc/checkpoints/default.safetensors")
-    batch = script_batch(scripts, model)
+    batch = script_batch(scripts, load_model(args.model or default_checkpoint()))
     truth = shapes_drawn(batch.frames, scripts)
     noise = torch.randn(batch.frames.shape, generator=torch.Generator().manual_seed(0))  # frame_quality's
     cells = [same_shape(predict(net, batch.frames, t, noise), truth, scripts) for t in SHAPE_LEVELS]
