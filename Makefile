@@ -36,13 +36,13 @@ demo: $(STAMP)
 	$(VENV)/bin/moc generate --script src/moc/world/examples/the_return.toml --out runs/demo
 	@echo "demo outputs in runs/demo: scene.mp4, scene.gif, contact_sheet.png, routing_map.png, summary.json"
 
-# Reproduce the shipped checkpoint (twelve stages, about 45 + 30 + 60 + 40 + 30 + 30 + 30 + 20 + 20 + 50 min on one
-# core, then about 40 + 20 min on two): MoC for stages 1-4, dense for stages 6-10, then MoC fine-tuned from the
-# dense weights with half-frame chunks and routed captions (stage 11), as the paper trains dense and then
-# sparsifies, a pixel decoder trained on the frozen stage-11 model (stage 12), and the whole model trained on
-# stage 12's noise levels (stage 13). Stage 5 and the MoC stages 6-10 were experiments the chain skips
-# (docs/training.md). Then
-# cp runs/default_stage13/model.safetensors src/moc/checkpoints/default.safetensors
+# Reproduce the shipped checkpoint (thirteen stages, about 45 + 30 + 60 + 40 + 30 + 30 + 30 + 20 + 20 + 50 min on
+# one core, then about 40 + 20 + 55 min on two): MoC for stages 1-4, dense for stages 6-10, then MoC fine-tuned
+# from the dense weights with half-frame chunks and routed captions (stage 11), as the paper trains dense and
+# then sparsifies, a pixel decoder trained on the frozen stage-11 model (stage 12), the whole model trained on
+# stage 12's noise levels (stage 13), and self-conditioning (stage 14). Stage 5 and the MoC stages 6-10 were
+# experiments the chain skips (docs/training.md). Then
+# cp runs/default_stage14/model.safetensors src/moc/checkpoints/default.safetensors
 train: $(STAMP)
 	$(VENV)/bin/moc train configs/default.toml
 	$(VENV)/bin/moc train configs/default_stage2.toml
@@ -56,6 +56,7 @@ train: $(STAMP)
 	$(VENV)/bin/moc train configs/default_stage11.toml
 	$(VENV)/bin/moc train configs/default_stage12.toml
 	$(VENV)/bin/moc train configs/default_stage13.toml
+	$(VENV)/bin/moc train configs/default_stage14.toml
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -15,12 +15,13 @@ Two measurements on held-out 8-shot scenes (those of ``moc eval memory``):
   truth's. Background pixels are those within 0.15 of their row's median, as the world's metrics find them.
 * shapes (a second table): how often the nearest world shape of each character's silhouette
   (:func:`moc.world.metrics.shape_match`) is the truth's, in the one-step predictions and the samples kept
-  from the truth; and for generated frames the world metric ``shape`` (IoU with the nearest world shape) and
-  which shapes the joint samples draw (the truth draws all six, distinct within a scene).
+  from the truth; and for generated frames (and the truth) the world metric ``shape`` (IoU with the nearest
+  world shape) and which shapes they draw.
 
 Usage: python benchmarks/frame_quality.py CHECKPOINT [CHECKPOINT ...] [--scenes N] [--threads N]
-    [--steps N] [--eta E] [--deterministic-below T] [--image PATH]  (writes the truth, then for each
-    checkpoint its prediction at t = 0.02 and its sample from the truth noised to t = 0.48)
+    [--steps N] [--eta E] [--deterministic-below T] [--no-estimate] [--image PATH]
+    (the image: the truth, then for each checkpoint its prediction at t = 0.02 and its sample from the truth
+    noised to t = 0.48)
 """
 
 import argparse
@@ -69,6 +70,21 @@ def shapes_drawn(frames: torch.Tensor, scripts) -> list[str | None]:
     return out
 
 
+def without_estimate(model):
+    """``model`` sampled without self-conditioning: the samplers pass an estimate only to a model whose config
+    says it reads one, and one that reads none reads zeros. For ablations only; the weights are unchanged."""
+    model.config = model.config.replace(self_condition=False)
+    return model
+
+
+def drawn_cells(frames: torch.Tensor, scripts) -> tuple[str, str]:
+    """The world metric ``shape`` (IoU with the nearest world shape) of ``frames``, and the shapes drawn."""
+    videos = frames_from_tensor(frames)
+    shape = summarize(score_scene(v, s) for v, s in zip(videos, scripts, strict=True)).get("shape")
+    drawn = Counter(d for d in shapes_drawn(frames, scripts) if d is not None)
+    return f"{shape:.3f}", ", ".join(f"{name} {n}" for name, n in drawn.most_common())
+
+
 def same_shape(pred: torch.Tensor, truth: list[str | None], scripts) -> str:
     """Share of the truth's whole characters whose nearest shape in ``pred`` is the truth's."""
     drawn = shapes_drawn(pred, scripts)
@@ -84,6 +100,12 @@ def table_head(columns: list[str]) -> str:
 def strip(frames: torch.Tensor, scenes: int = 3) -> torch.Tensor:
     """Every third frame of the first ``scenes`` scenes: ``(C, scenes * H, W * F / 3)``, a scene per row."""
     return torch.cat([torch.cat(list(video[::3]), dim=-1) for video in frames[:scenes]], dim=-2)
+
+
+def save_strips(rows: list[torch.Tensor], path: str) -> None:
+    """:func:`strip` images stacked top to bottom as one PNG, 3x enlarged."""
+    pixels = ((torch.cat(rows, dim=-2).permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+    Image.fromarray(pixels).resize((pixels.shape[1] * 3, pixels.shape[0] * 3), Image.NEAREST).save(path)
 
 
 def predict_clean(model, batch, t: float, noise: torch.Tensor) -> torch.Tensor:
@@ -131,6 +153,11 @@ def main() -> None:
     parser.add_argument("--eta", type=float, default=1.0)
     parser.add_argument("--deterministic-below", type=float, default=0.0)
     parser.add_argument("--image", default=None)
+    parser.add_argument(
+        "--no-estimate",
+        action="store_true",
+        help="sample a self-conditioned model without its previous estimates (every step reads none)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -151,7 +178,7 @@ def main() -> None:
     )
     truth_cells, shape_rows = None, []
     for path in args.checkpoints:
-        model = load_model(path)
+        model = without_estimate(load_model(path)) if args.no_estimate else load_model(path)
         batch = script_batch(scripts, model)
         truth_shapes = shapes_drawn(batch.frames, scripts)
         if truth_cells is None:
@@ -162,6 +189,8 @@ def main() -> None:
                 f"{generated} | {generated} |"
             )
             rows.append(strip(batch.frames))
+            iou, drawn = drawn_cells(batch.frames, scripts)
+            truth_shape_cells = ["1" for _ in SHAPE_LEVELS + RESAMPLE_FROM] + [iou, drawn, iou, drawn]
         noise = torch.randn(batch.frames.shape, generator=torch.Generator().manual_seed(0))
         median = batch.frames.median(dim=-1, keepdim=True).values
         character = ((batch.frames - median).norm(dim=2, keepdim=True) > 0.3).expand_as(batch.frames)
@@ -183,12 +212,7 @@ def main() -> None:
             frames = generate_scenes(model, scripts, mode=mode, seed=0, **sampler).frames
             chroma, rough = background_stats(frames)
             cells += [f"{chroma:.3f}", f"{rough:.4f}"]
-            videos = frames_from_tensor(frames)
-            shape = summarize(score_scene(v, s) for v, s in zip(videos, scripts, strict=True)).get("shape")
-            shape_cells.append(f"{shape:.3f}")
-            if mode == "joint":
-                drawn = Counter(d for d in shapes_drawn(frames, scripts) if d is not None)
-                shape_cells.append(", ".join(f"{name} {n}" for name, n in drawn.most_common()))
+            shape_cells += drawn_cells(frames, scripts)
         print(f"| {path} | {' | '.join(cells)} |", flush=True)
         shape_rows.append(f"| {path} | {' | '.join(shape_cells)} |")
     print(truth_cells)
@@ -197,16 +221,13 @@ def main() -> None:
         table_head(
             [f"same shape, one step at t={t}" for t in SHAPE_LEVELS]
             + [f"same shape, {name}" for name in kept]
-            + ["shape IoU, joint", "shapes drawn, joint", "shape IoU, shot by shot"]
+            + [f"shape {m}, {mode}" for mode in ("joint", "shot by shot") for m in ("IoU", "drawn")]
         )
     )
     print("\n".join(shape_rows))
+    print(f"| ground truth | {' | '.join(truth_shape_cells)} |")
     if args.image:
-        grid = torch.cat(rows, dim=-2)
-        pixels = ((grid.permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
-        Image.fromarray(pixels).resize((pixels.shape[1] * 3, pixels.shape[0] * 3), Image.NEAREST).save(
-            args.image
-        )
+        save_strips(rows, args.image)
         print(
             f"wrote {args.image}: ground truth, then for each checkpoint its prediction at "
             f"t = {FLOOR_LEVELS[0]} and its sample from the truth noised to the last level above"

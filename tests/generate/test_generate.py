@@ -445,3 +445,35 @@ def test_history_noise_commits_a_renoised_shot_once():
         generate_scenes(model, [SCRIPT], mode="joint", steps=1, history_noise=0.3)
     with pytest.raises(ValueError, match="history_noise must lie in"):
         generate_scenes(model, [SCRIPT], mode="autoregressive", steps=1, history_noise=1.0)
+
+
+@pytest.mark.parametrize("mode", ["joint", "autoregressive"])
+def test_a_self_conditioned_model_reads_the_estimate_of_the_step_before(mode):
+    """Each shot's first step reads no estimate; every later step reads the last step's clamped output; a
+    finished shot joins the history with its final estimate."""
+    model = tiny_model(self_condition=True)
+    calls = []
+    original = model.forward
+
+    def spy(frames, t, text, layout, **kw):
+        out = original(frames, t, text, layout, **kw)
+        calls.append((kw.get("previous"), out.clamp(-1, 1), bool(kw.get("commit"))))
+        return out
+
+    model.forward = spy
+    steps = 3
+    generate_scenes(model, [SCRIPT], mode=mode, steps=steps, seed=1)
+    runs = [calls] if mode == "joint" else [calls[i : i + steps + 1] for i in range(0, len(calls), steps + 1)]
+    assert len(runs) == (1 if mode == "joint" else len(SCRIPT.shots))
+    for run in runs:
+        assert run[0][0] is None
+        for (_, before, _), (previous, _, _) in zip(run, run[1:], strict=False):
+            assert torch.equal(previous, before)
+        if mode == "autoregressive":
+            assert [commit for *_, commit in run] == [False] * steps + [True]
+    # A model without self-conditioning is never handed an estimate.
+    plain, seen = tiny_model(), []
+    plain_forward = plain.forward
+    plain.forward = lambda *a, **kw: seen.append("previous" in kw) or plain_forward(*a, **kw)
+    generate_scenes(plain, [SCRIPT], mode=mode, steps=2, seed=1)
+    assert seen and not any(seen)

@@ -351,3 +351,34 @@ def test_bad_inputs_name_the_problem():
         ModelConfig(decoder_width=-1)
     with pytest.raises(ValueError, match=r"model\.stem_width must be an int >= 0 \(0: no stem\)"):
         ModelConfig(stem_width=2.5)
+
+
+def test_self_condition_reads_the_previous_estimate_through_the_embedding_and_the_decoder():
+    """No estimate is exactly a zero estimate; each of the two zero-started maps carries the estimate to the
+    output on its own; gradients reach both; a model without self-conditioning refuses an estimate."""
+    batch = tiny_batch()
+    model = tiny_model(attention="local", decoder_width=8, self_condition=True)
+    t = torch.rand(len(batch), batch.num_shots)
+    previous = torch.rand_like(batch.frames) * 2 - 1
+
+    def run(estimate):
+        return model(batch.frames, t, batch.text, batch.layout, previous=estimate)
+
+    none = run(None)
+    torch.testing.assert_close(none, run(torch.zeros_like(previous)), rtol=0, atol=0)
+    for zeroed in (model.previous_in, model.decoder.previous):
+        weight = zeroed.weight.detach().clone()
+        with torch.no_grad():
+            zeroed.weight.zero_()
+        assert (run(previous) - none).abs().max() > 1e-4, zeroed  # the other map alone carries it
+        with torch.no_grad():
+            zeroed.weight.copy_(weight)
+    model.train()
+    run(previous).square().mean().backward()
+    assert all(model.get_parameter(n).grad.abs().sum() > 0 for n in model.self_condition_parameters)
+    with pytest.raises(ValueError, match="previous must have the shape of frames"):
+        run(previous[:, 1:])
+    with pytest.raises(ValueError, match=r"previous is for models with model\.self_condition"):
+        tiny_model()(batch.frames, t, batch.text, batch.layout, previous=previous)
+    with pytest.raises(ValueError, match=r"model\.self_condition must be true or false"):
+        ModelConfig(self_condition=1)

@@ -65,8 +65,8 @@ def test_shipped_configs_parse_and_differ_only_in_attention():
 
 # Stages trained with no twins of their own. Stage 13 trains the whole model on from the head stage 12, whose
 # twins are stage 11's; their weights were lost (docs/training.md, stage 13), so stage 13 is measured paired
-# against stage 12 on 128 held-out scenes instead.
-PAIRED_WITH_PREVIOUS = {"stage13"}
+# against stage 12 on 128 held-out scenes instead, and stage 14 (self-conditioning) against stage 13.
+PAIRED_WITH_PREVIOUS = {"stage13", "stage14"}
 
 
 def test_baseline_stages_differ_from_the_shipped_stages_only_in_attention_and_weights():
@@ -74,18 +74,19 @@ def test_baseline_stages_differ_from_the_shipped_stages_only_in_attention_and_we
         (p.stem.removeprefix("default_") for p in (ROOT / "configs").glob("default_stage*.toml")),
         key=lambda name: int(name.removeprefix("stage")),
     )
-    assert stages == [f"stage{n}" for n in range(2, 14)]
+    assert stages == [f"stage{n}" for n in range(2, 15)]
     for stage in stages:
         ours = load_config(ROOT / f"configs/default_{stage}.toml")
         head = ours.train.trainable == "head"
         if head or stage in PAIRED_WITH_PREVIOUS:
-            # No twins: the stage continues the one before with the same model (a head stage may add the pixel
-            # decoder) and is compared paired against it. A head stage keeps every weight the twins differ in
-            # (attention, routing, embeddings): its memory is that of the stage it starts from, so the twins
-            # are compared there.
+            # No twins: the stage continues the one before with the same model (it may grow the pixel decoder
+            # or self-conditioning) and is compared paired against it. A head stage keeps every weight the
+            # twins differ in (attention, routing, embeddings): its memory is that of the stage it starts
+            # from, so the twins are compared there.
             previous = load_config(ROOT / f"configs/default_stage{int(stage.removeprefix('stage')) - 1}.toml")
             assert ours.run.init == f"runs/{previous.run.name}/model.safetensors"
-            assert (ours.model.replace(decoder_width=0) if head else ours.model) == previous.model
+            grown = ours.model.replace(self_condition=previous.model.self_condition)
+            assert (grown.replace(decoder_width=0) if head else grown) == previous.model
             assert not any(
                 (ROOT / f"configs/{mode}_{stage}.toml").exists() for mode in ("local", "dense", "window")
             )
@@ -110,7 +111,7 @@ def test_make_train_chains_each_stage_from_the_one_before():
     makefile = (ROOT / "Makefile").read_text()
     recipe = makefile[makefile.index("\ntrain:") :].split("\n\n")[0]
     paths = [line.split("moc train ")[1].strip() for line in recipe.splitlines() if "moc train " in line]
-    assert paths[0] == "configs/default.toml" and paths[-1] == "configs/default_stage13.toml"
+    assert paths[0] == "configs/default.toml" and paths[-1] == "configs/default_stage14.toml"
     previous = ""
     for path in paths:
         config = load_config(ROOT / path)
@@ -252,6 +253,8 @@ def test_schedule_gives_chunk_size_and_top_k_by_step(tmp_path):
         (lambda d: d["train"].update(trainable="head"), 'train.trainable: "head" trains on top of earlier'),
         (lambda d: d["model"].update(decoder_width=-4), "model.decoder_width must be an int >= 0"),
         (lambda d: d["train"].update(snr_gamma=-1.0), "train.snr_gamma: must be >= 0"),
+        (lambda d: d["train"].update(self_condition=0.5), "train.self_condition: needs model.self_condition"),
+        (lambda d: d["train"].update(self_condition=2.0), "train.self_condition: must be a probability"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, change, message):
@@ -284,9 +287,16 @@ def test_overfitting_one_batch_drives_the_loss_down(tmp_path):
     assert losses[-1] < 0.3 * losses[0]
 
 
-def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
-    whole = config_from_dict(tiny_dict(tmp_path / "whole"))
-    split = config_from_dict(tiny_dict(tmp_path / "split"))
+def self_conditioned(data: dict) -> dict:
+    data["model"].update(self_condition=True, decoder_width=8)
+    data["train"].update(self_condition=0.5)
+    return data
+
+
+@pytest.mark.parametrize("variant", [lambda d: d, self_conditioned], ids=["plain", "self_condition"])
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, variant):
+    whole = config_from_dict(variant(tiny_dict(tmp_path / "whole")))
+    split = config_from_dict(variant(tiny_dict(tmp_path / "split")))
     train(whole, progress=False)
     train(split, progress=False, stop_after=4)  # "killed" after the checkpoint of step 4
     with pytest.raises(FileExistsError, match="--resume"):
@@ -302,6 +312,8 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
         if "loss" in r
     }
     assert losses("whole")[6] == losses("split")[6]
+    trained = load_file(str(tmp_path / "whole/checkpoints/step_0000006/model.safetensors"))
+    assert all(trained[n].abs().sum() > 0 for n in MultiShotDiT(whole.model).self_condition_parameters)
     # keep = 2 and nothing half-written is left behind
     assert [p.name for p in checkpoint_dirs(tmp_path / "whole")] == ["step_0000004", "step_0000006"]
     assert not list((tmp_path / "whole/checkpoints").glob(".tmp*"))
@@ -422,26 +434,40 @@ def test_a_stage_can_add_the_pixel_decoder_to_earlier_weights(tmp_path, kind):
         )
 
 
-def test_a_stage_can_add_the_conv_stem_to_earlier_weights(tmp_path):
-    """The stem's zero projection keeps the grown model's function; a plain load refuses the change."""
+GROWN_PARTS = {
+    "stem": ({"stem_width": 4}, "stem_width: checkpoint 0 vs model 4", "stem_width: checkpoint 4 vs model 0"),
+    "self_condition": (
+        {"self_condition": True},
+        "self_condition: checkpoint False vs model True",
+        "self_condition: checkpoint True vs model False",
+    ),
+}
+
+
+@pytest.mark.parametrize("part", sorted(GROWN_PARTS))
+def test_a_stage_can_add_the_stem_or_self_conditioning_to_earlier_weights(tmp_path, part):
+    """A part's zero-started layers keep the grown model's function; a plain load refuses the change, and
+    the part's weights do not fit a model without it."""
+    change, refused, unfit = GROWN_PARTS[part]
     batch = tiny_batch()
     plain = MultiShotDiT(tiny_config(decoder_width=8)).eval()
     with torch.no_grad():
         for p in plain.parameters():
             p.normal_(0.0, 0.1)
     path = save_model(plain, tmp_path / "plain.safetensors")
-    grown = MultiShotDiT(tiny_config(decoder_width=8, stem_width=4)).eval()
-    with pytest.raises(CheckpointError, match="stem_width: checkpoint 0 vs model 4"):
+    grown = MultiShotDiT(tiny_config(decoder_width=8, **change)).eval()
+    with pytest.raises(CheckpointError, match=refused):
         load_weights(grown, path)
     load_weights(grown, path, grow=True)
-    assert set(grown.stem_parameters) == {
-        f"stem.{n}.{k}" for n in ("convs.0", "convs.1", "convs.2", "project") for k in ("weight", "bias")
-    }
+    added = set(grown.state_dict()) - set(plain.state_dict())
+    assert added and added == set(grown.stem_parameters) | set(grown.self_condition_parameters)
     t = torch.rand(len(batch), batch.num_shots)
+    previous = {"previous": torch.rand_like(batch.frames)} if part == "self_condition" else {}
     torch.testing.assert_close(
-        grown(batch.frames, t, batch.text, batch.layout), plain(batch.frames, t, batch.text, batch.layout)
+        grown(batch.frames, t, batch.text, batch.layout, **previous),
+        plain(batch.frames, t, batch.text, batch.layout),
     )
-    with pytest.raises(CheckpointError, match="stem_width: checkpoint 4 vs model 0"):
+    with pytest.raises(CheckpointError, match=unfit):
         load_weights(
             MultiShotDiT(tiny_config(decoder_width=8)),
             save_model(grown, tmp_path / "grown.safetensors"),

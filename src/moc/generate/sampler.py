@@ -16,6 +16,9 @@ only that shot's tokens against them. A finished shot can join the history sligh
 (``history_noise``): the model then reads its own imperfect output as what training showed it, a noisy
 observation of a scene, instead of trusting every flaw as ground truth (history noise augmentation, as in
 diffusion forcing). The noise is drawn once per shot, so the cache stays exact.
+
+A model with ``self_condition`` reads, at every step but a shot's first, the clean estimate of the step before
+(:func:`estimate`).
 """
 
 from __future__ import annotations
@@ -77,6 +80,21 @@ def step(
     return (1 - t_next) * x0 + t_next * noise
 
 
+def estimate(
+    model: MultiShotDiT,
+    x: torch.Tensor,
+    level: torch.Tensor,
+    text: torch.Tensor,
+    layout: Layout,
+    previous: torch.Tensor | None,
+    **kwargs: object,
+) -> torch.Tensor:
+    """The model's clamped clean estimate of ``x``; a self-conditioned model also reads ``previous``."""
+    if model.config.self_condition:
+        kwargs["previous"] = previous
+    return model(x, level, text, layout, **kwargs).clamp(-1, 1)
+
+
 def _noise(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
     return torch.randn(shape, generator=generator, device=device)
 
@@ -129,11 +147,11 @@ def sample_joint(
     shots = len(layout.shots)
     x = _noise((b, frames, *frame_shape), generator, text.device) if start is None else start
     grid = time_grid(steps)
-    x0 = x
+    x0, previous = x, None
     for i in range(first_step, steps):
         t, t_next = float(grid[i]), float(grid[i + 1])
         level = torch.full((b, shots), t, device=text.device)
-        x0 = model(x, level, text, layout, spec=spec, record=record, ids=ids).clamp(-1, 1)
+        x0 = previous = estimate(model, x, level, text, layout, previous, spec=spec, record=record, ids=ids)
         x = step(x, x0, t, t_next, eta, generator, deterministic_below)
         if progress:
             progress(1)
@@ -197,13 +215,22 @@ def sample_autoregressive(
         num_shots = len(prefix.shots)
         run_ids = None if ids is None else ids.prefix(num_shots)
         x = _noise((b, frames, *frame_shape), generator, device)
-        x0 = x
+        x0, previous = x, None
         for i in range(steps):
             t, t_next = float(grid[i]), float(grid[i + 1])
             level = torch.zeros(b, num_shots, device=device)
             level[:, shot] = t
-            x0 = model(x, level, run_text, prefix, spec=spec, cache=cache, record=record, ids=run_ids).clamp(
-                -1, 1
+            x0 = previous = estimate(
+                model,
+                x,
+                level,
+                run_text,
+                prefix,
+                previous,
+                spec=spec,
+                cache=cache,
+                record=record,
+                ids=run_ids,
             )
             x = step(x, x0, t, t_next, eta, generator, deterministic_below)
             if progress:
@@ -214,15 +241,10 @@ def sample_autoregressive(
         if history_noise > 0:
             level[:, shot] = history_noise
             history = (1 - history_noise) * x0 + history_noise * _noise(tuple(x0.shape), generator, device)
-        model(
-            history,
-            level,
-            run_text,
-            prefix,
-            spec=spec,
-            cache=cache,
-            commit=True,
-            ids=run_ids,
+        # A self-conditioned model reads the finished estimate, as training reads a first estimate of clean
+        # history shots.
+        estimate(
+            model, history, level, run_text, prefix, x0, spec=spec, cache=cache, commit=True, ids=run_ids
         )
         shots_out.append(x0)
     return torch.cat(shots_out, dim=1)

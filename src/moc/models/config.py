@@ -80,6 +80,12 @@ class ModelConfig:
             pixels per token) and adds a projection of its features to the patch embedding. The projection
             starts at zero, so a model grown from a checkpoint without a stem computes what the checkpoint
             computed.
+        self_condition: the model also reads its own previous clean estimate of the frames it runs
+            (self-conditioning, Chen et al. 2022, "Analog Bits"): a zero-started linear map adds each patch of
+            the estimate to the patch embedding, and the ``mlp`` pixel decoder reads the estimate's pixels
+            too. A sampler passes the last step's estimate; training passes a first no-grad estimate in a
+            fraction ``train.self_condition`` of its steps and zeros otherwise. Each step can then refine a
+            sprite it has begun to draw instead of re-deciding it from a re-noised blur.
     """
 
     width: int = 128
@@ -103,6 +109,7 @@ class ModelConfig:
     decoder_width: int = 0
     decoder_kind: str = "mlp"
     stem_width: int = 0
+    self_condition: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -145,7 +152,7 @@ class ModelConfig:
                 f"model.time_nope_pairs must be an int in [0, {time_pairs}] (the time pairs of a "
                 f"{self.head_dim}-dim head), got {self.time_nope_pairs!r}"
             )
-        for name in ("script_ids", "id_bias"):
+        for name in ("script_ids", "id_bias", "self_condition"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"model.{name} must be true or false, got {getattr(self, name)!r}")
         if self.joint_causal is not None and not isinstance(self.joint_causal, bool):

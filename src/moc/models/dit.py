@@ -10,6 +10,8 @@ text and video tokens attend jointly (MMDiT-style, one set of weights plus a tok
 * With ``decoder_width`` set, a pixel decoder refines the linear head's output from the token's features and
   its noisy pixels: a per-patch MLP (:class:`PixelDecoder`) or convolutions over each frame that read across
   patch borders (:class:`ConvPixelDecoder`, :class:`UNetPixelDecoder`; ``decoder_kind``).
+* With ``self_condition`` on, the model also reads its previous clean estimate of the frames
+  (self-conditioning): samplers pass the last step's estimate.
 * Every shot carries its own noise level ``t``; the timestep embedding plus the shot's pooled caption
   embedding condition that shot's tokens through adaLN-Zero (a caption token uses its shot's condition;
   the global caption uses ``t = 0``).
@@ -214,18 +216,31 @@ class PixelDecoder(nn.Module):
     decodes the features nonlinearly, and reading the noisy pixels lets it keep detail the features did not
     carry (as pixel-space decoders in DeCo and PixNerd do). Its output layer starts at zero.
 
-    Shapes: ``features (B, N, width)``, ``noisy (B, N, patch_dim)`` -> ``(B, N, patch_dim)``.
+    With ``self_condition`` it also reads the model's previous clean estimate of the patch, through a
+    zero-started map into its hidden layer (so a decoder grown into it computes what it computed).
+
+    Shapes: ``features (B, N, width)``, ``noisy`` and ``previous`` ``(B, N, patch_dim)`` ->
+    ``(B, N, patch_dim)``.
     """
 
-    def __init__(self, width: int, patch_dim: int, hidden: int) -> None:
+    def __init__(self, width: int, patch_dim: int, hidden: int, self_condition: bool = False) -> None:
         super().__init__()
         self.hidden = nn.Linear(width + patch_dim, hidden)
         self.out = nn.Linear(hidden, patch_dim)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        self.previous: nn.Linear | None = None
+        if self_condition:
+            self.previous = nn.Linear(patch_dim, hidden, bias=False)
+            nn.init.zeros_(self.previous.weight)
 
-    def forward(self, features: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
-        return self.out(F.gelu(self.hidden(torch.cat([features, noisy], dim=-1))))
+    def forward(
+        self, features: torch.Tensor, noisy: torch.Tensor, previous: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        h = self.hidden(torch.cat([features, noisy], dim=-1))
+        if self.previous is not None and previous is not None:
+            h = h + self.previous(previous)
+        return self.out(F.gelu(h))
 
 
 class ConvPixelDecoder(nn.Module):
@@ -393,13 +408,18 @@ class MultiShotDiT(nn.Module):
             nn.init.zeros_(module.bias)
         self.decoder: nn.Module | None = None
         if config.decoder_width and config.decoder_kind == "mlp":
-            self.decoder = PixelDecoder(d, config.patch_dim, config.decoder_width)
+            self.decoder = PixelDecoder(d, config.patch_dim, config.decoder_width, config.self_condition)
         elif config.decoder_width:
             decoder = CONV_DECODERS[config.decoder_kind]
             self.decoder = decoder(d, config.channels, config.patch_size, config.decoder_width)
         self.stem = (
             ConvStem(d, config.channels, config.patch_size, config.stem_width) if config.stem_width else None
         )
+        self.previous_in: nn.Linear | None = None
+        if config.self_condition:
+            # No bias: reading no estimate (None) is then exactly reading zeros.
+            self.previous_in = nn.Linear(config.patch_dim, d, bias=False)
+            nn.init.zeros_(self.previous_in.weight)
         nn.init.normal_(self.text_embed.weight, std=0.02)
         nn.init.normal_(self.text_slot.weight, std=0.02)
         nn.init.normal_(self.token_type.weight, std=0.02)
@@ -438,6 +458,13 @@ class MultiShotDiT(nn.Module):
         return tuple(f"stem.{name}" for name, _ in self.stem.named_parameters()) if self.stem else ()
 
     @property
+    def self_condition_parameters(self) -> tuple[str, ...]:
+        """Names of the weights that read the previous estimate (empty without ``self_condition``)."""
+        return tuple(
+            n for n, _ in self.named_parameters() if n.startswith(("previous_in.", "decoder.previous."))
+        )
+
+    @property
     def id_bias_parameters(self) -> tuple[str, ...]:
         """Names of the per-block id-bias gains (empty without ``id_bias``)."""
         return tuple(f"blocks.{i}.id_gain" for i in range(self.config.depth)) if self.config.id_bias else ()
@@ -462,6 +489,7 @@ class MultiShotDiT(nn.Module):
         generator: torch.Generator | None = None,
         record: AttentionRecord | None = None,
         ids: ScriptIds | None = None,
+        previous: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict the clean frames of the tokens after ``cache.length`` (all tokens without a cache).
 
@@ -478,6 +506,8 @@ class MultiShotDiT(nn.Module):
             record: accumulates attention cost and routing hits.
             ids: the script's ids of every shot of ``layout`` (required with ``script_ids``, ignored
                 without; cached shots' entries are ignored).
+            previous: ``(B, F, C, H, W)`` the model's previous clean estimate of ``frames`` (only for models
+                with ``self_condition``; ``None`` reads zeros, "no estimate yet").
 
         Returns:
             ``(B, F, C, H, W)`` predicted clean frames.
@@ -514,6 +544,12 @@ class MultiShotDiT(nn.Module):
 
         if c.script_ids:
             self._check_ids(ids, b, num_shots, table.grid[0])
+        if previous is not None and not c.self_condition:
+            raise ValueError("previous is for models with model.self_condition; this model has it off")
+        if previous is not None and previous.shape != frames.shape:
+            raise ValueError(
+                f"previous must have the shape of frames {tuple(frames.shape)}, got {tuple(previous.shape)}"
+            )
 
         d = c.width
         device = frames.device
@@ -521,6 +557,9 @@ class MultiShotDiT(nn.Module):
         patches = patchify(frames, c.patch_size)
         video_shot = shot[is_video].to(device)
         embedded = self.patch_in(patches)
+        previous_patches = None if previous is None else patchify(previous, c.patch_size)
+        if self.previous_in is not None and previous_patches is not None:
+            embedded = embedded + self.previous_in(previous_patches)
         if self.stem is not None:
             embedded = embedded + self.stem(frames, t[:, video_shot[::tokens_per_frame]])
         x[:, is_video] = embedded
@@ -570,7 +609,7 @@ class MultiShotDiT(nn.Module):
         features = modulate(self.final_norm(x), shift, scale)[:, is_video.to(device)]
         y = self.out(features)
         if isinstance(self.decoder, PixelDecoder):
-            y = y + self.decoder(features, patches)
+            y = y + self.decoder(features, patches, previous_patches)
         out = unpatchify(y, num_frames, c.channels, table.grid, c.patch_size)
         if isinstance(self.decoder, ConvPixelDecoder):
             level = t[:, video_shot]

@@ -84,12 +84,12 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
             computes what the checkpoint computed. The stage may also change ``time_nope_pairs`` (the same
             weights under partial RoPE) and add ``id_bias`` gains; those start at ``ID_BIAS_INIT``, so the
             grown model adds that bonus to same-id logits from its first step. A stage may add the pixel
-            decoder (``decoder_width``) or the convolutional stem (``stem_width``); their zero output layers
-            keep the checkpoint's function.
+            decoder (``decoder_width``), the convolutional stem (``stem_width``) or self-conditioning
+            (``self_condition``); their zero-started layers keep the checkpoint's function.
     """
     path = Path(path)
     meta = read_metadata(path)
-    new: set[str] = set()  # weights a later stage may add: script ids, id bias, pixel decoder, stem
+    new: set[str] = set()  # weights a later stage may add (zero-started or neutral at the start)
     if CONFIG_KEY in meta:
         saved = model_config_from_json(meta[CONFIG_KEY])
         ours = model.config
@@ -108,6 +108,9 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
             if not saved.stem_width and ours.stem_width:
                 free.add("stem_width")
                 new |= set(model.stem_parameters)
+            if not saved.self_condition and ours.self_condition:
+                free.add("self_condition")
+                new |= set(model.self_condition_parameters)
         diff = [
             f.name
             for f in dataclasses.fields(ModelConfig)

@@ -72,6 +72,9 @@ class OptimConfig:
             ``min(SNR(t), snr_gamma)`` with ``SNR = ((1 - t) / t)^2`` (min-SNR weighting, Hang et al. 2023).
             An x0 loss is largest at high ``t``, where the target is a blurred average, and that swamps the
             small errors by which a shape is drawn right at mid and low levels; min-SNR moves weight there.
+        self_condition: probability that a step first estimates the clean frames without gradients and
+            then trains the prediction that reads that estimate (``model.self_condition`` must be on); the
+            other steps read no estimate, as a sampler's first step does. 0 draws no random number for it.
         threads: ``torch.set_num_threads`` (0: leave PyTorch's default).
         id_lr_scale: learning-rate multiplier of the script-id embeddings. Adam moves each weight by about
             ``lr`` per step whatever its gradient, and video tokens enter with a norm of about 7: at the base
@@ -98,6 +101,7 @@ class OptimConfig:
     joint_shared_t: float = 0.0
     character_weight: float = 4.0
     snr_gamma: float = 0.0
+    self_condition: float = 0.0
     threads: int = 0
     id_lr_scale: float = 1.0
     trainable: str = "all"
@@ -270,12 +274,18 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
     checkpoint = _build(CheckpointConfig, data.get("checkpoint", {}), source, "checkpoint")
     if train.steps <= 0:
         raise _fail(source, "train.steps", f"must be > 0, got {train.steps}")
-    for key in ("clean_history", "prefix_batches", "joint_batches", "joint_shared_t"):
+    for key in ("clean_history", "prefix_batches", "joint_batches", "joint_shared_t", "self_condition"):
         if not 0.0 <= getattr(train, key) <= 1.0:
             raise _fail(source, f"train.{key}", f"must be a probability in [0, 1], got {getattr(train, key)}")
     if train.snr_gamma < 0:
         raise _fail(
             source, "train.snr_gamma", f"must be >= 0 (0: no min-SNR weighting), got {train.snr_gamma}"
+        )
+    if train.self_condition > 0 and not model.self_condition:
+        raise _fail(
+            source,
+            "train.self_condition",
+            "needs model.self_condition = true (the model must read the estimate)",
         )
     if not train.id_lr_scale > 0:
         raise _fail(source, "train.id_lr_scale", f"must be > 0, got {train.id_lr_scale}")

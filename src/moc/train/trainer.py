@@ -291,7 +291,23 @@ def train(
             lr = learning_rate(config, step - 1)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_scale"]
-            pred = model(x_t, t, batch.text, batch.layout, spec=spec, generator=route_gen, ids=batch.ids)
+            previous = None
+            if opt_cfg.self_condition > 0 and draw(noise_gen) < opt_cfg.self_condition:
+                with torch.no_grad():
+                    first = model(
+                        x_t, t, batch.text, batch.layout, spec=spec, generator=route_gen, ids=batch.ids
+                    )
+                previous = first.clamp(-1, 1)  # as a sampler clamps the estimate it passes on
+            pred = model(
+                x_t,
+                t,
+                batch.text,
+                batch.layout,
+                spec=spec,
+                generator=route_gen,
+                ids=batch.ids,
+                previous=previous,
+            )
             loss = loss_fn(config, pred, batch, t)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
