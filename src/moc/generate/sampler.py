@@ -4,7 +4,7 @@ Both step the rectified flow ``x_t = (1 - t) x0 + t noise`` from ``t = 1`` to ``
 clean-sample prediction: ``x_{t'} = (1 - t') x0 + t' (eta fresh + sqrt(1 - eta^2) noise_estimate)`` with
 ``noise_estimate = (x_t - (1 - t) x0) / t``. ``eta = 0`` is the deterministic Euler/DDIM step; ``eta = 1``
 re-draws the noise at every step (ancestral). The defaults, 16 steps with ``eta = 1``, are the best measured
-setting for the shipped model's joint identity memory (0.16 on 32 held-out scenes; ``eta = 0.5`` trades it for
+setting for stage 11's joint identity memory (0.16 on 32 held-out scenes; ``eta = 0.5`` trades it for
 place, 0.26 / 0.23 against 0.16 / 0.35; 32 steps at ``eta = 1`` lose characters: 0.43 / 0.76;
 ``benchmarks/sampler_sweep.py``, docs/results.md §8). ``deterministic_below`` runs the steps that start below
 a level with ``eta = 0``: fresh noise while shapes are chosen, none while they are drawn (measured in
