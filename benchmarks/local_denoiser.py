@@ -10,21 +10,40 @@ the same held-out scenes, the same noise, the share of whole characters whose ne
 truth's. A context-free local denoiser cannot know a hidden shape from pure noise, so it is a bar for mid
 levels only.
 
-Usage: python benchmarks/local_denoiser.py [--steps N] [--threads N] [--scenes N] [--seed S]
+``--sample N`` instead trains on every level (logit-normal, as the DiT's first stages) and then draws N frames
+from pure noise with the DiT's sampler step and time grid (16 steps, ``eta`` 1 and 0). Without captions or
+lanes the frames cannot be scored by script, so every connected blob of foreground (pixels at least 0.3 from
+their row's median colour, 30 pixels or more) is cropped to a sprite-sized window around its box centre and
+named by :func:`moc.world.metrics.shape_match`; the training frames are counted the same way. It asks
+whether a network that draws every pixel with the same weights, free of 8x8 patches, draws world shapes from
+noise after the same kind of training.
+
+Usage: python benchmarks/local_denoiser.py [--steps N] [--threads N] [--scenes N] [--seed S] [--sample N]
+    [--image PATH]
 """
 
 import argparse
 import time
+from collections import Counter
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from frame_quality import SHAPE_LEVELS, same_shape, shapes_drawn
+from PIL import Image
 from torch import nn
 
 from moc.eval.memory import eval_scripts
+from moc.generate.sampler import step as sampler_step
+from moc.generate.sampler import time_grid
 from moc.generate.scene import default_checkpoint, script_batch
 from moc.train import load_model
 from moc.world.data import DataConfig, WorldStream
+from moc.world.metrics import row_background, shape_match
+from moc.world.render import default_sprite_size
+
+FOREGROUND = 0.3  # distance from the row's median colour
+MIN_BLOB = 30  # pixels
 
 
 class LocalUNet(nn.Module):
@@ -65,6 +84,63 @@ def predict(net: LocalUNet, frames: torch.Tensor, t: float, noise: torch.Tensor)
     return out.reshape(frames.shape).clamp(-1, 1)
 
 
+def blobs(mask: np.ndarray) -> list[np.ndarray]:
+    """The 4-connected components of a ``(H, W)`` bool mask, each as ``(n, 2)`` pixel coordinates."""
+    seen = np.zeros_like(mask)
+    out = []
+    for start in zip(*np.nonzero(mask), strict=True):
+        if seen[start]:
+            continue
+        seen[start] = True
+        stack, pixels = [start], []
+        while stack:
+            y, x = stack.pop()
+            pixels.append((y, x))
+            for ny, nx in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
+                if 0 <= ny < mask.shape[0] and 0 <= nx < mask.shape[1] and mask[ny, nx] and not seen[ny, nx]:
+                    seen[ny, nx] = True
+                    stack.append((ny, nx))
+        out.append(np.array(pixels))
+    return out
+
+
+def blob_shapes(frames: torch.Tensor) -> tuple[Counter, float]:
+    """The nearest world shape of every foreground blob of ``(N, 3, H, W)`` frames in [-1, 1], and the mean
+    intersection over union of the blobs with their nearest shapes (rendered sprites: above 0.9)."""
+    rgb = ((frames.permute(0, 2, 3, 1).numpy() + 1) / 2).clip(0, 1)
+    _, distance = row_background(rgb)
+    size = default_sprite_size(*rgb.shape[1:3])
+    counts: Counter = Counter()
+    ious = []
+    for frame_distance in distance:
+        for pixels in blobs(frame_distance > FOREGROUND):
+            if len(pixels) < MIN_BLOB:
+                continue
+            centre = (pixels.min(0) + pixels.max(0) + 1) // 2
+            local = pixels - centre + size // 2
+            inside = ((local >= 0) & (local < size)).all(1)
+            silhouette = np.zeros((size, size), bool)
+            silhouette[local[inside, 0], local[inside, 1]] = True
+            name, iou = shape_match(silhouette)
+            counts[name] += 1
+            ious.append(iou)
+    return counts, float(np.mean(ious)) if ious else float("nan")
+
+
+@torch.no_grad()
+def sample(net: LocalUNet, count: int, eta: float, seed: int, size: tuple[int, int]) -> torch.Tensor:
+    """``count`` frames from pure noise: the DiT's 16-step time grid and sampler step."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn((count, 3, *size), generator=generator)
+    grid = time_grid(16)
+    x0 = x
+    for i in range(16):
+        t, t_next = float(grid[i]), float(grid[i + 1])
+        x0 = net(x, torch.full((count,), t)).clamp(-1, 1)
+        x = sampler_step(x, x0, t, t_next, eta, generator)
+    return x0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1500)
@@ -75,6 +151,8 @@ def main() -> None:
     parser.add_argument("--t-max", type=float, default=0.7)
     parser.add_argument("--character-weight", type=float, default=4.0)
     parser.add_argument("--model", default=None, help="checkpoint whose frame size the held-out scenes use")
+    parser.add_argument("--sample", type=int, default=0, help="train on every level, then draw N frames")
+    parser.add_argument("--image", default=None, help="with --sample: the first 32 frames drawn (eta 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -88,7 +166,10 @@ def main() -> None:
         batch = next(stream)
         frames = batch.frames.flatten(0, 1)
         weight = 1 + (args.character_weight - 1) * (batch.labels.flatten(0, 1) >= 0).float()[:, None]
-        t = args.t_min + (args.t_max - args.t_min) * torch.rand(len(frames), generator=generator)
+        if args.sample:
+            t = torch.sigmoid(torch.randn(len(frames), generator=generator))
+        else:
+            t = args.t_min + (args.t_max - args.t_min) * torch.rand(len(frames), generator=generator)
         noise = torch.randn(frames.shape, generator=generator)
         x_t = (1 - t)[:, None, None, None] * frames + t[:, None, None, None] * noise
         loss = (weight * (net(x_t, t) - frames).square()).mean()
@@ -98,6 +179,33 @@ def main() -> None:
         if step % 250 == 0 or step == args.steps - 1:
             print(f"step {step} loss {loss.item():.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
     net.eval()
+    if args.sample:
+        truth = (
+            WorldStream(DataConfig(batch_size=4), seed=args.seed, split="eval").batch(0).frames.flatten(0, 1)
+        )
+        print(f"local U-Net ({params:,} parameters, {args.steps} steps, {time.perf_counter() - start:.0f} s)")
+        counts, iou = blob_shapes(truth)
+        print(f"truth ({len(truth)} held-out frames): {dict(counts.most_common())}, mean IoU {iou:.2f}")
+        for eta in (1.0, 0.0):
+            drawn = sample(net, args.sample, eta, args.seed, tuple(truth.shape[-2:]))
+            counts, iou = blob_shapes(drawn)
+            print(
+                f"{args.sample} frames from noise, eta {eta:g}: {dict(counts.most_common())}, "
+                f"mean IoU {iou:.2f}"
+            )
+            if args.image and eta == 1.0:
+                rows = (
+                    drawn[:32]
+                    .reshape(4, -1, *drawn.shape[1:])
+                    .permute(0, 3, 1, 4, 2)
+                    .flatten(2, 3)
+                    .flatten(0, 1)
+                )
+                pixels = ((rows.numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+                Image.fromarray(pixels).resize(
+                    (pixels.shape[1] * 3, pixels.shape[0] * 3), Image.NEAREST
+                ).save(args.image)
+        return
     scripts = eval_scripts(args.scenes, shots=8)
     batch = script_batch(scripts, load_model(args.model or default_checkpoint()))
     truth = shapes_drawn(batch.frames, scripts)

@@ -382,3 +382,23 @@ def test_self_condition_reads_the_previous_estimate_through_the_embedding_and_th
         tiny_model()(batch.frames, t, batch.text, batch.layout, previous=previous)
     with pytest.raises(ValueError, match=r"model\.self_condition must be true or false"):
         ModelConfig(self_condition=1)
+
+
+def test_the_shape_head_reads_the_features_the_frames_are_drawn_from():
+    batch = tiny_batch()
+    model = tiny_model(decoder_width=8, shape_classes=6)
+    t = torch.rand(len(batch), batch.num_shots)
+    with torch.no_grad():
+        plain = model(batch.frames, t, batch.text, batch.layout)
+        frames, features = model(batch.frames, t, batch.text, batch.layout, return_features=True)
+    tokens = batch.frames.shape[1] * (batch.frames.shape[-2] // 8) * (batch.frames.shape[-1] // 8)
+    assert features.shape == (len(batch), tokens, model.config.width)
+    assert torch.equal(frames, plain) and model.shape_head(features).shape == (len(batch), tokens, 6)
+    # The head is the model's only extra weight, and nothing the frames depend on.
+    assert model.shape_head_parameters == ("shape_head.weight", "shape_head.bias")
+    assert (
+        tiny_model(decoder_width=8).shape_head is None
+        and tiny_model(decoder_width=8).shape_head_parameters == ()
+    )
+    with pytest.raises(ValueError, match=r"model\.shape_classes must be an int >= 0"):
+        ModelConfig(shape_classes=-1)

@@ -28,8 +28,8 @@ from moc.train import (
 )
 from moc.train.checkpoint import checkpoint_dirs, load_weights
 from moc.train.probe import binding_probe, binding_set, binding_target
-from moc.train.trainer import level_weights, loss_fn, noise_levels, random_prefix
-from moc.world.data import DataConfig, WorldStream
+from moc.train.trainer import level_weights, loss_fn, noise_levels, random_prefix, shape_loss_fn
+from moc.world.data import DataConfig, WorldStream, token_shapes
 from tests.models.helpers import tiny_batch, tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -255,6 +255,9 @@ def test_schedule_gives_chunk_size_and_top_k_by_step(tmp_path):
         (lambda d: d["train"].update(snr_gamma=-1.0), "train.snr_gamma: must be >= 0"),
         (lambda d: d["train"].update(self_condition=0.5), "train.self_condition: needs model.self_condition"),
         (lambda d: d["train"].update(self_condition=2.0), "train.self_condition: must be a probability"),
+        (lambda d: d["train"].update(shape_loss=-0.1), "train.shape_loss: must be >= 0"),
+        (lambda d: d["train"].update(shape_loss=0.1), "train.shape_loss: needs model.shape_classes = 6"),
+        (lambda d: d["model"].update(shape_classes=-1), "model.shape_classes must be an int >= 0"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, change, message):
@@ -287,13 +290,47 @@ def test_overfitting_one_batch_drives_the_loss_down(tmp_path):
     assert losses[-1] < 0.3 * losses[0]
 
 
+def test_the_shape_loss_teaches_the_features_to_name_each_sprite_shape():
+    """On one batch the shape head's loss falls from chance: the features come to say which shape the
+    character under each token is, which only the hidden appearance, never a caption, tells."""
+    torch.manual_seed(0)
+    model = MultiShotDiT(tiny_config(width=32, depth=2, shape_classes=6))
+    batch = tiny_batch(batch_size=2, shots=3, split="train")
+    assert (token_shapes(batch, model.config.patch_size) >= 0).any()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    t = torch.full((2, batch.num_shots), 0.3)
+    x_t = 0.7 * batch.frames + 0.3 * torch.randn(
+        batch.frames.shape, generator=torch.Generator().manual_seed(0)
+    )
+    losses, hits = [], []
+    for _ in range(60):
+        _, features = model(x_t, t, batch.text, batch.layout, return_features=True)
+        loss, hit = shape_loss_fn(model, features, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        hits.append(hit)
+    assert losses[0] > 1.0 and losses[-1] < 0.3 * losses[0] and hits[-1] > 0.9
+
+
 def self_conditioned(data: dict) -> dict:
     data["model"].update(self_condition=True, decoder_width=8)
     data["train"].update(self_condition=0.5)
     return data
 
 
-@pytest.mark.parametrize("variant", [lambda d: d, self_conditioned], ids=["plain", "self_condition"])
+def shape_supervised(data: dict) -> dict:
+    data["model"].update(shape_classes=6)
+    data["train"].update(shape_loss=0.1)
+    return data
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [lambda d: d, self_conditioned, shape_supervised],
+    ids=["plain", "self_condition", "shape_loss"],
+)
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, variant):
     whole = config_from_dict(variant(tiny_dict(tmp_path / "whole")))
     split = config_from_dict(variant(tiny_dict(tmp_path / "split")))
@@ -314,6 +351,9 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, variant):
     assert losses("whole")[6] == losses("split")[6]
     trained = load_file(str(tmp_path / "whole/checkpoints/step_0000006/model.safetensors"))
     assert all(trained[n].abs().sum() > 0 for n in MultiShotDiT(whole.model).self_condition_parameters)
+    records = [json.loads(line) for line in (tmp_path / "whole/metrics.jsonl").open()]
+    logged = [r["shape_accuracy"] for r in records if "shape_loss" in r]
+    assert bool(logged) == (whole.train.shape_loss > 0) and all(0 <= a <= 1 for a in logged)
     # keep = 2 and nothing half-written is left behind
     assert [p.name for p in checkpoint_dirs(tmp_path / "whole")] == ["step_0000004", "step_0000006"]
     assert not list((tmp_path / "whole/checkpoints").glob(".tmp*"))
@@ -441,11 +481,16 @@ GROWN_PARTS = {
         "self_condition: checkpoint False vs model True",
         "self_condition: checkpoint True vs model False",
     ),
+    "shape_head": (
+        {"shape_classes": 6},
+        "shape_classes: checkpoint 0 vs model 6",
+        "shape_classes: checkpoint 6 vs model 0",
+    ),
 }
 
 
 @pytest.mark.parametrize("part", sorted(GROWN_PARTS))
-def test_a_stage_can_add_the_stem_or_self_conditioning_to_earlier_weights(tmp_path, part):
+def test_a_stage_can_add_the_stem_self_conditioning_or_the_shape_head_to_earlier_weights(tmp_path, part):
     """A part's zero-started layers keep the grown model's function; a plain load refuses the change, and
     the part's weights do not fit a model without it."""
     change, refused, unfit = GROWN_PARTS[part]
@@ -460,7 +505,9 @@ def test_a_stage_can_add_the_stem_or_self_conditioning_to_earlier_weights(tmp_pa
         load_weights(grown, path)
     load_weights(grown, path, grow=True)
     added = set(grown.state_dict()) - set(plain.state_dict())
-    assert added and added == set(grown.stem_parameters) | set(grown.self_condition_parameters)
+    assert added and added == set(grown.stem_parameters) | set(grown.self_condition_parameters) | set(
+        grown.shape_head_parameters
+    )
     t = torch.rand(len(batch), batch.num_shots)
     previous = {"previous": torch.rand_like(batch.frames)} if part == "self_condition" else {}
     torch.testing.assert_close(

@@ -18,8 +18,9 @@ from moc.world import (
     make_batch,
     shot_caption,
 )
+from moc.world.appearance import SHAPES
 from moc.world.captions import tokenize
-from moc.world.data import lane_rows, measure_throughput
+from moc.world.data import lane_rows, measure_throughput, token_shapes
 from moc.world.script import PLACE_IDS, Action, Script, Shot
 
 SMALL = DataConfig(batch_size=3)
@@ -162,3 +163,24 @@ def test_lane_rows_by_number_of_characters():
         [4, 4, 8, 8],
         [8, 8, 4, 4],
     ]
+
+
+@pytest.mark.parametrize("patch_size", [4, 8])
+def test_token_shapes_name_the_hidden_shape_under_each_token(patch_size):
+    config = DataConfig(batch_size=3, patch_size=patch_size)
+    stream = WorldStream(config, seed=1)
+    batch = stream.batch(0)
+    shapes = token_shapes(batch, patch_size)
+    b, f, h, w = batch.labels.shape
+    p = patch_size
+    assert shapes.shape == (b, f * (h // p) * (w // p)) and shapes.dtype == torch.long
+    patches = batch.labels.reshape(b, f, h // p, p, w // p, p).permute(0, 1, 2, 4, 3, 5).reshape(b, -1, p * p)
+    for i, scene in enumerate(stream.scenes(0)):  # the scenes as rendered, hidden looks included
+        for token in range(shapes.shape[1]):
+            ids, counts = patches[i, token].unique(return_counts=True)
+            shown = [int(c) for c, n in zip(ids, counts, strict=True) if c >= 0 and n >= p * p // 4]
+            expected = SHAPES.index(scene.appearance.characters[shown[0]].shape) if shown else -1
+            assert int(shapes[i, token]) == expected, (i, token)
+    assert (shapes >= 0).any() and (shapes == -1).any()
+    with pytest.raises(ValueError, match="do not split into 5x5 patches"):
+        token_shapes(batch, 5)

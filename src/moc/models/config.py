@@ -86,6 +86,13 @@ class ModelConfig:
             too. A sampler passes the last step's estimate; training passes a first no-grad estimate in a
             fraction ``train.self_condition`` of its steps and zeros otherwise. Each step can then refine a
             sprite it has begun to draw instead of re-deciding it from a re-noised blur.
+        shape_classes: outputs of the auxiliary shape head, 0 for none. A linear map reads every video
+            token's final features (what the pixel decoder reads) and names the hidden shape of the
+            character the token shows; ``train.shape_loss`` trains it with the world's labels. Only training
+            runs it: samplers never do, so the model generates from pixels and captions alone. A patch sees a
+            part of a sprite, and an x0 loss alone never made the features say which shape the whole sprite
+            is (``benchmarks/shape_probe.py``). docs/training.md ("Shapes named, not drawn") measures what
+            the head changes: the features name shapes, the samples still do not draw them.
     """
 
     width: int = 128
@@ -110,6 +117,7 @@ class ModelConfig:
     decoder_kind: str = "mlp"
     stem_width: int = 0
     self_condition: bool = False
+    shape_classes: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -126,7 +134,11 @@ class ModelConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"model.{name} must be a positive int, got {value!r}")
-        for name, what in (("decoder_width", "no decoder"), ("stem_width", "no stem")):
+        for name, what in (
+            ("decoder_width", "no decoder"),
+            ("stem_width", "no stem"),
+            ("shape_classes", "no shape head"),
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"model.{name} must be an int >= 0 (0: {what}), got {value!r}")

@@ -420,6 +420,7 @@ class MultiShotDiT(nn.Module):
             # No bias: reading no estimate (None) is then exactly reading zeros.
             self.previous_in = nn.Linear(config.patch_dim, d, bias=False)
             nn.init.zeros_(self.previous_in.weight)
+        self.shape_head = nn.Linear(d, config.shape_classes) if config.shape_classes else None
         nn.init.normal_(self.text_embed.weight, std=0.02)
         nn.init.normal_(self.text_slot.weight, std=0.02)
         nn.init.normal_(self.token_type.weight, std=0.02)
@@ -465,6 +466,11 @@ class MultiShotDiT(nn.Module):
         )
 
     @property
+    def shape_head_parameters(self) -> tuple[str, ...]:
+        """Names of the auxiliary shape head's weights (empty without ``shape_classes``)."""
+        return ("shape_head.weight", "shape_head.bias") if self.shape_head is not None else ()
+
+    @property
     def id_bias_parameters(self) -> tuple[str, ...]:
         """Names of the per-block id-bias gains (empty without ``id_bias``)."""
         return tuple(f"blocks.{i}.id_gain" for i in range(self.config.depth)) if self.config.id_bias else ()
@@ -490,7 +496,8 @@ class MultiShotDiT(nn.Module):
         record: AttentionRecord | None = None,
         ids: ScriptIds | None = None,
         previous: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        return_features: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Predict the clean frames of the tokens after ``cache.length`` (all tokens without a cache).
 
         Args:
@@ -508,9 +515,12 @@ class MultiShotDiT(nn.Module):
                 without; cached shots' entries are ignored).
             previous: ``(B, F, C, H, W)`` the model's previous clean estimate of ``frames`` (only for models
                 with ``self_condition``; ``None`` reads zeros, "no estimate yet").
+            return_features: also return the video tokens' final features (what the pixel decoder and the
+                shape head read).
 
         Returns:
-            ``(B, F, C, H, W)`` predicted clean frames.
+            ``(B, F, C, H, W)`` predicted clean frames; with ``return_features`` also ``(B, F * H/p * W/p,
+            width)`` features, in :func:`patchify` order.
         """
         c = self.config
         if frames.dim() != 5 or frames.shape[2] != c.channels:
@@ -614,7 +624,7 @@ class MultiShotDiT(nn.Module):
         if isinstance(self.decoder, ConvPixelDecoder):
             level = t[:, video_shot]
             out = out + self.decoder(features, frames, out, level, table.grid)
-        return out
+        return (out, features) if return_features else out
 
     def _check_ids(self, ids: ScriptIds | None, batch: int, shots: int, rows: int) -> None:
         if ids is None:

@@ -85,7 +85,8 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
             weights under partial RoPE) and add ``id_bias`` gains; those start at ``ID_BIAS_INIT``, so the
             grown model adds that bonus to same-id logits from its first step. A stage may add the pixel
             decoder (``decoder_width``), the convolutional stem (``stem_width``) or self-conditioning
-            (``self_condition``); their zero-started layers keep the checkpoint's function.
+            (``self_condition``); their zero-started layers keep the checkpoint's function. It may add the
+            shape head (``shape_classes``), which the frames never read.
     """
     path = Path(path)
     meta = read_metadata(path)
@@ -111,6 +112,9 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
             if not saved.self_condition and ours.self_condition:
                 free.add("self_condition")
                 new |= set(model.self_condition_parameters)
+            if not saved.shape_classes and ours.shape_classes:
+                free.add("shape_classes")
+                new |= set(model.shape_head_parameters)
         diff = [
             f.name
             for f in dataclasses.fields(ModelConfig)

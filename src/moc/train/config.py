@@ -20,6 +20,7 @@ from typing import Any
 
 from moc.config import MoCConfig
 from moc.models import ModelConfig
+from moc.world.appearance import SHAPES
 from moc.world.data import DataConfig
 from moc.world.script import ScriptConfig
 
@@ -75,6 +76,12 @@ class OptimConfig:
         self_condition: probability that a step first estimates the clean frames without gradients and
             then trains the prediction that reads that estimate (``model.self_condition`` must be on); the
             other steps read no estimate, as a sampler's first step does. 0 draws no random number for it.
+        shape_loss: weight of the auxiliary shape loss (0: none): the cross-entropy of the model's shape head
+            (``model.shape_classes`` must be the world's six shapes) against the hidden shape of the
+            character every video token shows (:func:`~moc.world.data.token_shapes`), at every token's own
+            noise level. The world's labels stand in for what REPA (Yu et al. 2024) takes from a pretrained
+            encoder: a target for the features themselves, so that they say which shape a sprite is before
+            its pixels do. Samplers never read the head.
         threads: ``torch.set_num_threads`` (0: leave PyTorch's default).
         id_lr_scale: learning-rate multiplier of the script-id embeddings. Adam moves each weight by about
             ``lr`` per step whatever its gradient, and video tokens enter with a norm of about 7: at the base
@@ -102,6 +109,7 @@ class OptimConfig:
     character_weight: float = 4.0
     snr_gamma: float = 0.0
     self_condition: float = 0.0
+    shape_loss: float = 0.0
     threads: int = 0
     id_lr_scale: float = 1.0
     trainable: str = "all"
@@ -286,6 +294,14 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
             source,
             "train.self_condition",
             "needs model.self_condition = true (the model must read the estimate)",
+        )
+    if train.shape_loss < 0:
+        raise _fail(source, "train.shape_loss", f"must be >= 0 (0: no shape loss), got {train.shape_loss}")
+    if train.shape_loss > 0 and model.shape_classes != len(SHAPES):
+        raise _fail(
+            source,
+            "train.shape_loss",
+            f"needs model.shape_classes = {len(SHAPES)} (the world's shapes), got {model.shape_classes}",
         )
     if not train.id_lr_scale > 0:
         raise _fail(source, "train.id_lr_scale", f"must be > 0, got {train.id_lr_scale}")

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import tomli_w
 import torch
+import torch.nn.functional as F
 
 from moc import atomic
 from moc.models import AttentionSpec, MultiShotDiT, count_parameters
@@ -37,7 +38,7 @@ from moc.train.checkpoint import (
 )
 from moc.train.config import TrainConfig, config_from_dict, config_to_dict
 from moc.train.probe import binding_probe, binding_set, binding_target, memory_probe
-from moc.world.data import Batch, WorldStream, make_batch
+from moc.world.data import Batch, WorldStream, make_batch, token_shapes
 from moc.world.metrics import frames_from_tensor
 from moc.world.preview import upscale
 from moc.world.render import to_uint8
@@ -113,6 +114,22 @@ def loss_fn(config: TrainConfig, pred: torch.Tensor, batch: Batch, t: torch.Tens
     err = (pred - batch.frames).pow(2).mean(2)
     weight = pixels * level_weights(levels, config.train.snr_gamma)
     return (weight * err).sum() / (pixels * (levels > 0).float()).sum().clamp_min(1.0)
+
+
+def shape_loss_fn(model: MultiShotDiT, features: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, float]:
+    """Cross-entropy of the shape head on the video tokens that show a character, and its accuracy there.
+
+    ``features``: ``(B, N_video, width)`` as ``model(..., return_features=True)`` returns them.
+    """
+    assert model.shape_head is not None  # the config requires model.shape_classes with train.shape_loss
+    target = token_shapes(batch, model.config.patch_size).to(features.device)
+    logits = model.shape_head(features)
+    shows = target >= 0
+    if not shows.any():  # a batch of empty places: nothing to name
+        return logits.sum() * 0.0, float("nan")
+    loss = F.cross_entropy(logits[shows], target[shows])
+    hits = float((logits[shows].argmax(-1) == target[shows]).float().mean())
+    return loss, hits
 
 
 def _ema_update(ema: MultiShotDiT, model: MultiShotDiT, decay: float) -> None:
@@ -268,6 +285,7 @@ def train(
         desc=config.run.name,
     )
     window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
+    window_shape: list[tuple[float, float]] = []  # the shape loss and accuracy of each step in the window
     wall_start = time.perf_counter()
     model.train()
     loss_value = float("nan")
@@ -298,7 +316,7 @@ def train(
                         x_t, t, batch.text, batch.layout, spec=spec, generator=route_gen, ids=batch.ids
                     )
                 previous = first.clamp(-1, 1)  # as a sampler clamps the estimate it passes on
-            pred = model(
+            pred, features = model(
                 x_t,
                 t,
                 batch.text,
@@ -307,15 +325,21 @@ def train(
                 generator=route_gen,
                 ids=batch.ids,
                 previous=previous,
+                return_features=True,
             )
             loss = loss_fn(config, pred, batch, t)
+            total = loss
+            if opt_cfg.shape_loss > 0:
+                shape_loss, shape_hits = shape_loss_fn(model, features, batch)
+                window_shape.append((float(shape_loss.detach()), shape_hits))
+                total = loss + opt_cfg.shape_loss * shape_loss
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            total.backward()
             grad_norm = float(torch.nn.utils.clip_grad_norm_(trained, opt_cfg.grad_clip))
             optimizer.step()
             _ema_update(ema, model, opt_cfg.ema_decay)
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
+            loss_value = float(loss.detach())  # the x0 loss alone, comparable across runs
+            if not math.isfinite(float(total.detach())):
                 raise FloatingPointError(f"loss became {loss_value} at step {step}; lower train.lr")
             window_loss += loss_value
             window_steps += 1
@@ -335,8 +359,11 @@ def train(
                     "top_k": routing.top_k,
                     "wall_s": now - wall_start,
                 }
+                if window_shape:
+                    record["shape_loss"] = float(np.mean([v for v, _ in window_shape]))
+                    record["shape_accuracy"] = float(np.nanmean([h for _, h in window_shape]))
                 bar.set_postfix(loss=f"{record['loss']:.4f}", it_s=f"{record['steps_per_s']:.2f}")
-                window_loss, window_steps, window_start = 0.0, 0, now
+                window_loss, window_steps, window_start, window_shape = 0.0, 0, now, []
             if config.log.probe_every and (step % config.log.probe_every == 0 or step == last):
                 probe = memory_probe(ema, probe_batch, probe_spec, seed=PROBE_SEED)
                 record.update(

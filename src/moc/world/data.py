@@ -26,6 +26,7 @@ import torch
 
 from moc.layout import Layout
 from moc.models.tokens import ScriptIds
+from moc.world.appearance import SHAPES, draw_appearance
 from moc.world.captions import (
     Vocabulary,
     caption_length,
@@ -291,6 +292,32 @@ class WorldStream:
         return self.num_batches
 
 
+def token_shapes(batch: Batch, patch_size: int, min_pixels: int | None = None) -> torch.Tensor:
+    """The hidden shape of the character each video token shows: labels for an auxiliary loss.
+
+    A token shows a character when at least ``min_pixels`` of its ``patch_size ** 2`` pixels are that
+    character's (default: a quarter of them); its label is the index in :data:`SHAPES` of that character's
+    shape, drawn from the script's seed exactly as the scene was rendered. Tokens that show no character
+    (or a corner too small to tell) get -1.
+
+    Returns:
+        ``(B, F * H/p * W/p)`` int64, frame-major then row-major (the order of the model's video tokens).
+    """
+    b, f, h, w = batch.labels.shape
+    p = patch_size
+    if h % p or w % p:
+        raise ValueError(f"frames of {h}x{w} pixels do not split into {p}x{p} patches")
+    need = p * p // 4 if min_pixels is None else min_pixels
+    patches = batch.labels.long().reshape(b, f, h // p, p, w // p, p).permute(0, 1, 2, 4, 3, 5)
+    patches = patches.reshape(b, -1, p * p)
+    out = torch.full(patches.shape[:2], -1, dtype=torch.long)
+    for i, script in enumerate(batch.scripts):
+        for cid, look in draw_appearance(script).characters.items():
+            shows = (patches[i] == cid).sum(-1) >= need
+            out[i, shows] = SHAPES.index(look.shape)
+    return out
+
+
 def eval_set(config: DataConfig | None = None, seed: int = 0, num_batches: int = 4) -> WorldStream:
     """A held-out evaluation set: ``num_batches`` batches whose scenes never occur in training streams."""
     return WorldStream(config, seed, split="eval", num_batches=num_batches)
@@ -318,4 +345,5 @@ __all__ = [
     "make_batch",
     "measure_throughput",
     "script_ids",
+    "token_shapes",
 ]
