@@ -29,8 +29,7 @@ from collections import Counter
 import numpy as np
 import torch
 import torch.nn.functional as F
-from frame_quality import SHAPE_LEVELS, same_shape, shapes_drawn
-from PIL import Image
+from frame_quality import SHAPE_LEVELS, same_shape, save_strips, shapes_drawn
 from torch import nn
 
 from moc.eval.memory import eval_scripts
@@ -39,7 +38,7 @@ from moc.generate.sampler import time_grid
 from moc.generate.scene import default_checkpoint, script_batch
 from moc.train import load_model
 from moc.world.data import DataConfig, WorldStream
-from moc.world.metrics import row_background, shape_match
+from moc.world.metrics import frames_from_tensor, row_background, shape_match
 from moc.world.render import default_sprite_size
 
 FOREGROUND = 0.3  # distance from the row's median colour
@@ -107,7 +106,7 @@ def blobs(mask: np.ndarray) -> list[np.ndarray]:
 def blob_shapes(frames: torch.Tensor) -> tuple[Counter, float]:
     """The nearest world shape of every foreground blob of ``(N, 3, H, W)`` frames in [-1, 1], and the mean
     intersection over union of the blobs with their nearest shapes (rendered sprites: above 0.9)."""
-    rgb = ((frames.permute(0, 2, 3, 1).numpy() + 1) / 2).clip(0, 1)
+    rgb = frames_from_tensor(frames)
     _, distance = row_background(rgb)
     size = default_sprite_size(*rgb.shape[1:3])
     counts: Counter = Counter()
@@ -194,17 +193,10 @@ def main() -> None:
                 f"mean IoU {iou:.2f}"
             )
             if args.image and eta == 1.0:
-                rows = (
-                    drawn[:32]
-                    .reshape(4, -1, *drawn.shape[1:])
-                    .permute(0, 3, 1, 4, 2)
-                    .flatten(2, 3)
-                    .flatten(0, 1)
+                save_strips(
+                    [torch.cat(list(row), dim=-1) for row in drawn[:32].reshape(4, -1, *drawn.shape[1:])],
+                    args.image,
                 )
-                pixels = ((rows.numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
-                Image.fromarray(pixels).resize(
-                    (pixels.shape[1] * 3, pixels.shape[0] * 3), Image.NEAREST
-                ).save(args.image)
         return
     scripts = eval_scripts(args.scenes, shots=8)
     batch = script_batch(scripts, load_model(args.model or default_checkpoint()))

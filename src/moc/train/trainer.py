@@ -339,8 +339,9 @@ def train(
             optimizer.step()
             _ema_update(ema, model, opt_cfg.ema_decay)
             loss_value = float(loss.detach())  # the x0 loss alone, comparable across runs
-            if not math.isfinite(float(total.detach())):
-                raise FloatingPointError(f"loss became {loss_value} at step {step}; lower train.lr")
+            total_value = float(total.detach())
+            if not math.isfinite(total_value):
+                raise FloatingPointError(f"loss became {total_value} at step {step}; lower train.lr")
             window_loss += loss_value
             window_steps += 1
             bar.update(1)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from moc.layout import Layout
+from moc.models.dit import patchify
 from moc.models.tokens import ScriptIds
 from moc.world.appearance import SHAPES, draw_appearance
 from moc.world.captions import (
@@ -303,13 +304,12 @@ def token_shapes(batch: Batch, patch_size: int, min_pixels: int | None = None) -
     Returns:
         ``(B, F * H/p * W/p)`` int64, frame-major then row-major (the order of the model's video tokens).
     """
-    b, f, h, w = batch.labels.shape
+    h, w = batch.labels.shape[-2:]
     p = patch_size
     if h % p or w % p:
         raise ValueError(f"frames of {h}x{w} pixels do not split into {p}x{p} patches")
     need = p * p // 4 if min_pixels is None else min_pixels
-    patches = batch.labels.long().reshape(b, f, h // p, p, w // p, p).permute(0, 1, 2, 4, 3, 5)
-    patches = patches.reshape(b, -1, p * p)
+    patches = patchify(batch.labels.long()[:, :, None], p)  # (B, N, p * p), in the model's token order
     out = torch.full(patches.shape[:2], -1, dtype=torch.long)
     for i, script in enumerate(batch.scripts):
         for cid, look in draw_appearance(script).characters.items():
