@@ -17,14 +17,18 @@ Two measurements on held-out 8-shot scenes (those of ``moc eval memory``):
   (:func:`moc.world.metrics.shape_match`) is the truth's, in the one-step predictions and the samples kept
   from the truth; and for generated frames (and the truth) the world metric ``shape`` (IoU with the nearest
   world shape) and which shapes they draw.
+* ``--tell-looks``: models with ``model.look_codes`` are told each character's look (the truth's shape)
+  in the shot that introduces it, in every measurement. The second table then adds, for generated frames,
+  how often the told shape is drawn where it is told and in the later shots that must keep it.
 
 Usage: python benchmarks/frame_quality.py CHECKPOINT [CHECKPOINT ...] [--scenes N] [--threads N]
-    [--steps N] [--eta E] [--deterministic-below T] [--no-estimate] [--image PATH]
+    [--steps N] [--eta E] [--deterministic-below T] [--no-estimate] [--tell-looks] [--image PATH]
     (the image: the truth, then for each checkpoint its prediction at t = 0.02 and its sample from the truth
     noised to t = 0.48)
 """
 
 import argparse
+import dataclasses
 from collections import Counter
 
 import numpy as np
@@ -92,6 +96,24 @@ def same_shape(pred: torch.Tensor, truth: list[str | None], scripts) -> str:
     return f"{sum(d == t for d, t in pairs) / len(pairs):.2f}"
 
 
+def told_kept(frames: torch.Tensor, truth: list[str | None], scripts) -> str:
+    """``"intro / later"``: the share of whole characters drawn with the truth's shape in the shots that
+    introduce them (where a told model is told it) and in later shots (where it must keep it)."""
+    intro = []
+    for script in scripts:
+        seen: set[int] = set()
+        for shot in script.shots:
+            for cid in sorted(a.id for a in shot.characters):
+                intro.append(cid not in seen)
+            seen |= {a.id for a in shot.characters}
+    drawn = shapes_drawn(frames, scripts)
+    cells = []
+    for first in (True, False):
+        pairs = [(d, t) for d, t, i in zip(drawn, truth, intro, strict=True) if t is not None and i == first]
+        cells.append(f"{sum(d == t for d, t in pairs) / max(1, len(pairs)):.2f}")
+    return " / ".join(cells)
+
+
 def table_head(columns: list[str]) -> str:
     """A markdown table's header and separator for a model column plus ``columns``."""
     return f"| model | {' | '.join(columns)} |\n" + "|---" * (len(columns) + 1) + "|"
@@ -114,6 +136,11 @@ def predict_clean(model, batch, t: float, noise: torch.Tensor) -> torch.Tensor:
     level = torch.full((len(batch.frames), shots), t)
     with torch.no_grad():
         return model(x_t, level, batch.text, batch.layout, ids=batch.ids).clamp(-1, 1)
+
+
+def told_batch(batch, tell: bool):
+    """``batch`` whose ids tell their looks only if ``tell`` (a model without ``look_codes`` ignores them)."""
+    return dataclasses.replace(batch, ids=batch.ids.told(tell))
 
 
 def errors(pred: torch.Tensor, truth: torch.Tensor, character: torch.Tensor) -> str:
@@ -158,6 +185,9 @@ def main() -> None:
         action="store_true",
         help="sample a self-conditioned model without its previous estimates (every step reads none)",
     )
+    parser.add_argument(
+        "--tell-looks", action="store_true", help="tell models with model.look_codes the truth's looks"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -179,7 +209,8 @@ def main() -> None:
     truth_cells, shape_rows = None, []
     for path in args.checkpoints:
         model = without_estimate(load_model(path)) if args.no_estimate else load_model(path)
-        batch = script_batch(scripts, model)
+        tell = args.tell_looks and bool(model.config.look_codes)
+        batch = told_batch(script_batch(scripts, model), tell)
         truth_shapes = shapes_drawn(batch.frames, scripts)
         if truth_cells is None:
             chroma, rough = background_stats(batch.frames)
@@ -191,6 +222,9 @@ def main() -> None:
             rows.append(strip(batch.frames))
             iou, drawn = drawn_cells(batch.frames, scripts)
             truth_shape_cells = ["1" for _ in SHAPE_LEVELS + RESAMPLE_FROM] + [iou, drawn, iou, drawn]
+            if args.tell_looks:
+                truth_shape_cells[-2:-2] = ["1 / 1"]
+                truth_shape_cells.append("1 / 1")
         noise = torch.randn(batch.frames.shape, generator=torch.Generator().manual_seed(0))
         median = batch.frames.median(dim=-1, keepdim=True).values
         character = ((batch.frames - median).norm(dim=2, keepdim=True) > 0.3).expand_as(batch.frames)
@@ -209,19 +243,26 @@ def main() -> None:
             if start == RESAMPLE_FROM[-1]:
                 rows.append(strip(pred))
         for mode in ("joint", "autoregressive"):
-            frames = generate_scenes(model, scripts, mode=mode, seed=0, **sampler).frames
+            frames = generate_scenes(model, scripts, mode=mode, seed=0, tell_looks=tell, **sampler).frames
             chroma, rough = background_stats(frames)
             cells += [f"{chroma:.3f}", f"{rough:.4f}"]
             shape_cells += drawn_cells(frames, scripts)
+            if args.tell_looks:
+                shape_cells.append(told_kept(frames, truth_shapes, scripts) if tell else "not told")
         print(f"| {path} | {' | '.join(cells)} |", flush=True)
         shape_rows.append(f"| {path} | {' | '.join(shape_cells)} |")
     print(truth_cells)
     print()
+    told_column = ("told shape, intro / later",) if args.tell_looks else ()
     print(
         table_head(
             [f"same shape, one step at t={t}" for t in SHAPE_LEVELS]
             + [f"same shape, {name}" for name in kept]
-            + [f"shape {m}, {mode}" for mode in ("joint", "shot by shot") for m in ("IoU", "drawn")]
+            + [
+                f"{m}, {mode}"
+                for mode in ("joint", "shot by shot")
+                for m in ("shape IoU", "shapes drawn", *told_column)
+            ]
         )
     )
     print("\n".join(shape_rows))

@@ -55,6 +55,20 @@ def test_generation_is_deterministic_by_seed(mode):
     assert a.abs().max() <= 1
 
 
+@pytest.mark.parametrize("mode", ["joint", "autoregressive"])
+def test_told_looks_reach_a_model_with_look_codes_and_are_refused_by_others(mode):
+    model = tiny_model(script_ids=True, look_codes=6)
+    told = generate_scenes(model, [SCRIPT], mode=mode, steps=2, seed=1, tell_looks=True).frames
+    untold = generate_scenes(model, [SCRIPT], mode=mode, steps=2, seed=1).frames
+    assert (told - untold).abs().max() > 1e-4
+    with torch.no_grad():
+        model.look_in.weight.zero_()
+    silent = generate_scenes(model, [SCRIPT], mode=mode, steps=2, seed=1, tell_looks=True).frames
+    torch.testing.assert_close(silent, generate_scenes(model, [SCRIPT], mode=mode, steps=2, seed=1).frames)
+    with pytest.raises(ValueError, match="cannot be told looks"):
+        generate_scenes(tiny_model(), [SCRIPT], steps=1, tell_looks=True)
+
+
 def test_autoregressive_runs_each_shot_against_cached_history():
     """Every denoising call sees only the new shot's tokens; history keys are committed once per shot."""
     model = tiny_model()

@@ -12,7 +12,7 @@ from moc.models.attention import attend
 from moc.models.dit import rope_tables
 from moc.models.tokens import ScriptIds
 from moc.routing.window import previous_shot_plan
-from tests.models.helpers import tiny_batch, tiny_model
+from tests.models.helpers import tiny_batch, tiny_config, tiny_model
 
 
 @pytest.mark.parametrize("mode", ATTENTION_MODES)
@@ -402,3 +402,36 @@ def test_the_shape_head_reads_the_features_the_frames_are_drawn_from():
     )
     with pytest.raises(ValueError, match=r"model\.shape_classes must be an int >= 0"):
         ModelConfig(shape_classes=-1)
+
+
+def test_told_looks_start_silent_then_shape_the_prediction_and_are_checked():
+    batch = tiny_batch(batch_size=2, shots=3)
+    t = torch.rand(2, batch.num_shots)
+    ids = batch.ids
+    assert ids.looks is not None and ids.looks.any()
+    untold = ids.told(False)
+    assert untold.looks is None and ids.told(True) is ids
+    half = ids.told(torch.tensor([True, False]))
+    assert torch.equal(half.looks[0], ids.looks[0]) and not half.looks[1].any()
+    with pytest.raises(ValueError, match=r"ScriptIds.looks must have the shape of lanes"):
+        ScriptIds(ids.places, ids.lanes, ids.looks[:, :1])
+    with pytest.raises(ValueError, match=r"model\.look_codes needs model\.script_ids"):
+        tiny_config(look_codes=6)
+
+    model = tiny_model(script_ids=True, look_codes=6)
+    with torch.no_grad():
+        model.look_in.weight.zero_()  # as a grown model starts: telling changes nothing
+    run = lambda model, ids: model(batch.frames, t, batch.text, batch.layout, ids=ids)
+    torch.testing.assert_close(run(model, ids), run(model, untold), rtol=0, atol=0)
+    with torch.no_grad():
+        model.look_in.weight[1:].normal_(0.0, 0.1)
+    told = run(model, ids)
+    assert (told - run(model, untold)).abs().max() > 1e-4
+    assert (told - run(model, half)).abs()[1].max() > 1e-4  # scene 1 untold in `half`
+    other = ScriptIds(ids.places, ids.lanes, torch.where(ids.looks > 0, ids.looks % 6 + 1, 0))
+    assert (run(model, other) - told).abs().max() > 1e-4
+    with pytest.raises(ValueError, match=r"ids.looks must lie in \[0, 7\)"):
+        run(model, ScriptIds(ids.places, ids.lanes, ids.looks + 7))
+    # A model without look_codes ignores looks.
+    plain = tiny_model(script_ids=True)
+    torch.testing.assert_close(run(plain, ids), run(plain, untold), rtol=0, atol=0)

@@ -258,6 +258,9 @@ def test_schedule_gives_chunk_size_and_top_k_by_step(tmp_path):
         (lambda d: d["train"].update(shape_loss=-0.1), "train.shape_loss: must be >= 0"),
         (lambda d: d["train"].update(shape_loss=0.1), "train.shape_loss: needs model.shape_classes = 6"),
         (lambda d: d["model"].update(shape_classes=-1), "model.shape_classes must be an int >= 0"),
+        (lambda d: d["train"].update(tell_looks=0.5), "train.tell_looks: needs model.look_codes = 6"),
+        (lambda d: d["train"].update(tell_looks=1.5), "train.tell_looks: must be a probability"),
+        (lambda d: d["model"].update(look_codes=6), "model.look_codes needs model.script_ids"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, change, message):
@@ -326,10 +329,16 @@ def shape_supervised(data: dict) -> dict:
     return data
 
 
+def looks_told(data: dict) -> dict:
+    data["model"].update(script_ids=True, look_codes=6)
+    data["train"].update(tell_looks=0.5)
+    return data
+
+
 @pytest.mark.parametrize(
     "variant",
-    [lambda d: d, self_conditioned, shape_supervised],
-    ids=["plain", "self_condition", "shape_loss"],
+    [lambda d: d, self_conditioned, shape_supervised, looks_told],
+    ids=["plain", "self_condition", "shape_loss", "tell_looks"],
 )
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, variant):
     whole = config_from_dict(variant(tiny_dict(tmp_path / "whole")))
@@ -351,6 +360,9 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, variant):
     assert losses("whole")[6] == losses("split")[6]
     trained = load_file(str(tmp_path / "whole/checkpoints/step_0000006/model.safetensors"))
     assert all(trained[n].abs().sum() > 0 for n in MultiShotDiT(whole.model).self_condition_parameters)
+    # told looks reach the embedding of every shape told in these steps, and the untold code stays zero
+    for name in MultiShotDiT(whole.model).look_parameters:
+        assert trained[name][1:].abs().sum() > 0 and not trained[name][0].any()
     records = [json.loads(line) for line in (tmp_path / "whole/metrics.jsonl").open()]
     logged = [r["shape_accuracy"] for r in records if "shape_loss" in r]
     assert bool(logged) == (whole.train.shape_loss > 0) and all(0 <= a <= 1 for a in logged)
@@ -621,3 +633,28 @@ def test_id_embeddings_learn_at_their_own_rate(tmp_path):
     state = torch.load(next((tmp_path / "bias/checkpoints").glob("step_*/state.pt")), weights_only=False)
     depth = data["model"]["depth"]
     assert len(state["optimizer"]["param_groups"][1]["params"]) == 2 + depth  # + one gain pair per block
+
+
+def test_a_stage_can_add_told_looks_to_a_model_with_ids(tmp_path):
+    """The look embedding starts at zero: the grown model computes what its checkpoint computed, told or
+    not; a plain load refuses the change, and the embedding does not fit a model without it."""
+    batch = tiny_batch()
+    plain = MultiShotDiT(tiny_config(script_ids=True)).eval()
+    with torch.no_grad():
+        for p in plain.parameters():
+            p.normal_(0.0, 0.1)
+    path = save_model(plain, tmp_path / "plain.safetensors")
+    grown = MultiShotDiT(tiny_config(script_ids=True, look_codes=6)).eval()
+    with pytest.raises(CheckpointError, match="look_codes: checkpoint 0 vs model 6"):
+        load_weights(grown, path)
+    load_weights(grown, path, grow=True)
+    assert set(grown.state_dict()) - set(plain.state_dict()) == set(grown.look_parameters)
+    t = torch.rand(len(batch), batch.num_shots)
+    assert batch.ids.looks is not None and batch.ids.looks.any()
+    torch.testing.assert_close(
+        grown(batch.frames, t, batch.text, batch.layout, ids=batch.ids),
+        plain(batch.frames, t, batch.text, batch.layout, ids=batch.ids.told(False)),
+    )
+    with pytest.raises(CheckpointError, match="look_codes: checkpoint 6 vs model 0"):
+        without = MultiShotDiT(tiny_config(script_ids=True))
+        load_weights(without, save_model(grown, tmp_path / "grown.safetensors"), grow=True)

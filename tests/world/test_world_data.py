@@ -20,7 +20,7 @@ from moc.world import (
 )
 from moc.world.appearance import SHAPES
 from moc.world.captions import tokenize
-from moc.world.data import lane_rows, measure_throughput, token_shapes
+from moc.world.data import intro_looks, lane_rows, measure_throughput, token_shapes
 from moc.world.script import PLACE_IDS, Action, Script, Shot
 
 SMALL = DataConfig(batch_size=3)
@@ -184,3 +184,36 @@ def test_token_shapes_name_the_hidden_shape_under_each_token(patch_size):
     assert (shapes >= 0).any() and (shapes == -1).any()
     with pytest.raises(ValueError, match="do not split into 5x5 patches"):
         token_shapes(batch, 5)
+
+
+def test_intro_looks_tell_each_character_once_in_the_rows_where_it_enters():
+    stream = WorldStream(DataConfig(batch_size=4, patch_size=8), seed=2)
+    batch = stream.batch(0)
+    looks, lanes = batch.ids.looks, batch.ids.lanes
+    assert looks is not None and looks.shape == lanes.shape and looks.dtype == torch.int64
+    for b, (script, scene) in enumerate(zip(batch.scripts, stream.scenes(0), strict=True)):
+        entered: set[int] = set()
+        for s, shot in enumerate(script.shots):
+            for cid in shot.character_ids:
+                rows = lanes[b, s] == cid + 1
+                code = 1 + SHAPES.index(scene.appearance.characters[cid].shape)
+                assert looks[b, s, rows].tolist() == [0 if cid in entered else code] * int(rows.sum())
+            entered |= set(shot.character_ids)
+            assert not looks[b, s, lanes[b, s] == 0].any()  # rows without a character are never told
+    assert looks.any()
+    part = batch.prefix(2)
+    assert torch.equal(part.ids.looks, looks[:, :2])
+
+    def shot(*ids):
+        return Shot(place="A", characters=tuple(Action(id=i) for i in ids), frames=2)
+
+    script = Script(cast=(3, 7), places=("A",), shots=(shot(), shot(3), shot(3, 7), shot(7, 3)))
+    appearance = Scene.from_script(script, 0).appearance
+    code = {c: 1 + SHAPES.index(appearance.characters[c].shape) for c in (3, 7)}
+    rows = lane_rows(script, height=32, patch_size=8, sprite_size=12)
+    assert intro_looks(script, appearance, rows).tolist() == [
+        [0, 0, 0, 0],
+        [0, code[3], code[3], 0],
+        [0, 0, code[7], code[7]],  # 3 entered one shot earlier: only 7 is told
+        [0, 0, 0, 0],
+    ]

@@ -54,6 +54,9 @@ def memory(
         max=0.99,
         help="Autoregressive settings: noise level of finished shots in the history (0: clean).",
     ),
+    tell_looks: bool = typer.Option(
+        False, help="Tell models with model.look_codes each character's look where it first appears."
+    ),
     batch_size: int = typer.Option(16, min=1, help="Scenes generated together."),
     seed: int = typer.Option(0, help="Seed of the held-out scenes and the noise."),
     out: Path = typer.Option(Path("runs/eval/memory"), help="Output folder."),
@@ -105,6 +108,7 @@ def memory(
         eta=eta,
         deterministic_below=deterministic_below,
         history_noise=history_noise,
+        tell_looks=tell_looks,
         log=typer.echo,
     )
     paths = write_results(rows, out)

@@ -60,6 +60,11 @@ def generate(
         max=1.0,
         help="Sampler steps from a noise level below this draw no fresh noise.",
     ),
+    tell_looks: bool = typer.Option(
+        False,
+        "--tell-looks",
+        help="Tell a model with model.look_codes each character's look where it first appears.",
+    ),
     history_noise: float | None = typer.Option(
         None,
         "--history-noise",
@@ -142,6 +147,7 @@ def generate(
                 eta=eta,
                 deterministic_below=deterministic_below,
                 history_noise=history_noise,
+                tell_looks=tell_looks,
             )
         except ValueError as err:
             raise _fail(str(err)) from None

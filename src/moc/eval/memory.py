@@ -84,9 +84,13 @@ def evaluate_memory(
     eta: float = 1.0,
     deterministic_below: float = DETERMINISTIC_BELOW,
     history_noise: float | None = None,
+    tell_looks: bool = False,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Generate and score held-out scenes for every model and setting.
+
+    ``tell_looks`` tells models with ``look_codes`` each character's look where it is introduced
+    (:func:`~moc.generate.scene.generate_scenes`); models without them are told nothing.
 
     Returns one row per (model, setting): the world metrics per gap bucket and overall, density,
     attention FLOPs relative to dense, and seconds per scene.
@@ -110,6 +114,7 @@ def evaluate_memory(
                     eta=eta,
                     deterministic_below=deterministic_below,
                     history_noise=level,
+                    tell_looks=tell_looks and bool(entry.model.config.look_codes),
                 )
                 videos += list(frames_from_tensor(result.frames))
                 record_density.append((result.record.density, len(part)))
@@ -133,6 +138,7 @@ def evaluate_memory(
                 "eta": eta,
                 "deterministic_below": deterministic_below,
                 "history_noise": level,
+                "tell_looks": tell_looks and bool(entry.model.config.look_codes),
                 "density": sum(d * n for d, n in record_density) / len(scripts),
                 "flops_ratio": sum(f * n for f, n in record_flops) / len(scripts),
                 "s_per_scene": wall / len(scripts),

@@ -114,6 +114,7 @@ def generate_scenes(
     eta: float = 1.0,
     deterministic_below: float = DETERMINISTIC_BELOW,
     history_noise: float | None = None,
+    tell_looks: bool = False,
 ) -> Generation:
     """Generate one video per script (all scripts must share frames per shot).
 
@@ -132,12 +133,16 @@ def generate_scenes(
         history_noise: autoregressive mode only: the noise level at which a finished shot joins the
             history (0: clean; ``None``: :data:`~moc.generate.sampler.HISTORY_NOISE`; see
             :func:`~moc.generate.sampler.sample_autoregressive`).
+        tell_looks: tell a model with ``look_codes`` each character's look (the shape of the ground truth's
+            rendering) in the shot that introduces it; later shots are never told.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     model.eval()
     # Eval mode: routing applies no drop-off / drop-in.
     spec = spec or model.default_spec(joint=mode == "joint")
+    if tell_looks and not model.config.look_codes:
+        raise ValueError("this model cannot be told looks (model.look_codes is 0)")
     batch = script_batch(scripts, model)
     record = AttentionRecord()
     if history_noise is not None and mode != "autoregressive":
@@ -160,7 +165,7 @@ def generate_scenes(
         progress=progress,
         eta=eta,
         deterministic_below=deterministic_below,
-        ids=batch.ids,
+        ids=batch.ids.told(tell_looks),
     )
     return Generation(frames, batch, record, time.perf_counter() - begin, mode, spec)
 

@@ -93,6 +93,14 @@ class ModelConfig:
             part of a sprite, and an x0 loss alone never made the features say which shape the whole sprite
             is (``benchmarks/shape_probe.py``). docs/training.md ("Shapes named, not drawn") measures what
             the head changes: the features name shapes, the samples still do not draw them.
+        look_codes: how many looks the model can be told, 0 for none. With ``script_ids`` on, an embedding
+            (zero-started, so a grown model computes what its checkpoint computed) of
+            :attr:`~moc.models.tokens.ScriptIds.looks` is added to the video tokens of the rows where a shot
+            introduces a character: the story says once how the character looks, and every later shot must
+            keep that look from memory. The world's looks are its six shapes; ``train.tell_looks`` sets how
+            often training tells them, and samplers tell them only when asked (``moc generate
+            --tell-looks``). Without them a model draws a character's shape from noise alone, and every
+            model here drew only circles and squares (docs/training.md, "Shapes").
     """
 
     width: int = 128
@@ -118,6 +126,7 @@ class ModelConfig:
     stem_width: int = 0
     self_condition: bool = False
     shape_classes: int = 0
+    look_codes: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -138,12 +147,15 @@ class ModelConfig:
             ("decoder_width", "no decoder"),
             ("stem_width", "no stem"),
             ("shape_classes", "no shape head"),
+            ("look_codes", "no looks told"),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"model.{name} must be an int >= 0 (0: {what}), got {value!r}")
         if self.decoder_kind not in DECODER_KINDS:
             raise ValueError(f"model.decoder_kind must be one of {DECODER_KINDS}, got {self.decoder_kind!r}")
+        if self.look_codes and not self.script_ids:
+            raise ValueError("model.look_codes needs model.script_ids: looks are told in the rows of the ids")
         if self.width % self.heads:
             raise ValueError(f"model.width ({self.width}) must be divisible by model.heads ({self.heads})")
         if self.head_dim % 2 or self.head_dim < 6:

@@ -18,7 +18,8 @@ text and video tokens attend jointly (MMDiT-style, one set of weights plus a tok
 * Positions: 3D RoPE over (time, row, column) with each shot offset by ``shot_stride`` in time; captions
   share the time of their shot and carry a learned slot embedding for word order.
 * With ``script_ids`` on, video tokens also get an embedding of the script's ids where they are: the shot's
-  place and the character standing in their patch row (:class:`~moc.models.tokens.ScriptIds`).
+  place and the character standing in their patch row (:class:`~moc.models.tokens.ScriptIds`). With
+  ``look_codes``, the rows of the shot that introduces a character may also be told how it looks.
 * With ``id_bias`` on, attention adds a learned per-head bonus to the logit of every pair of video tokens
   with the same character id, and of every pair from shots at the same place. It is exact in every attention
   mode and backend because it is a dot product: queries and keys get extra dimensions holding one-hot ids
@@ -399,6 +400,10 @@ class MultiShotDiT(nn.Module):
             self.character_id = nn.Embedding(config.num_ids + 1, d, padding_idx=0)
             nn.init.zeros_(self.place_id.weight)
             nn.init.zeros_(self.character_id.weight)
+        self.look_in: nn.Embedding | None = None
+        if config.look_codes:
+            self.look_in = nn.Embedding(config.look_codes + 1, d, padding_idx=0)
+            nn.init.zeros_(self.look_in.weight)
         self.blocks = nn.ModuleList(Block(config, i) for i in range(config.depth))
         self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.final_ada = nn.Linear(d, 2 * d)
@@ -471,6 +476,11 @@ class MultiShotDiT(nn.Module):
         return ("shape_head.weight", "shape_head.bias") if self.shape_head is not None else ()
 
     @property
+    def look_parameters(self) -> tuple[str, ...]:
+        """Names of the told-look embedding's weights (empty without ``look_codes``)."""
+        return ("look_in.weight",) if self.look_in is not None else ()
+
+    @property
     def id_bias_parameters(self) -> tuple[str, ...]:
         """Names of the per-block id-bias gains (empty without ``id_bias``)."""
         return tuple(f"blocks.{i}.id_gain" for i in range(self.config.depth)) if self.config.id_bias else ()
@@ -512,7 +522,8 @@ class MultiShotDiT(nn.Module):
             generator: random generator of drop-off / drop-in in training mode.
             record: accumulates attention cost and routing hits.
             ids: the script's ids of every shot of ``layout`` (required with ``script_ids``, ignored
-                without; cached shots' entries are ignored).
+                without; cached shots' entries are ignored). Their ``looks`` are read by models with
+                ``look_codes`` and ignored by others; ``ids.told(False)`` tells a model nothing.
             previous: ``(B, F, C, H, W)`` the model's previous clean estimate of ``frames`` (only for models
                 with ``self_condition``; ``None`` reads zeros, "no estimate yet").
             return_features: also return the video tokens' final features (what the pixel decoder and the
@@ -581,9 +592,12 @@ class MultiShotDiT(nn.Module):
         if c.script_ids:
             assert ids is not None
             ids = ids.to(device)
+            rows = table.position[start:][is_video, 1].to(device)
             place = ids.places[:, video_shot]  # (B, N_video)
-            character = ids.lanes[:, video_shot, table.position[start:][is_video, 1].to(device)]
+            character = ids.lanes[:, video_shot, rows]
             x[:, is_video] += self.place_id(place) + self.character_id(character)
+            if self.look_in is not None and ids.looks is not None:
+                x[:, is_video] += self.look_in(ids.looks[:, video_shot, rows])
             if c.id_bias:
                 id_codes = self._id_codes(place, character, is_video.to(device), x.dtype)
 
@@ -635,7 +649,10 @@ class MultiShotDiT(nn.Module):
                 f"{rows}), got {tuple(ids.places.shape)} and {tuple(ids.lanes.shape)}"
             )
         n = self.config.num_ids
-        for name, value, high in (("places", ids.places, n), ("lanes", ids.lanes, n + 1)):
+        checks = [("places", ids.places, n), ("lanes", ids.lanes, n + 1)]
+        if self.look_in is not None and ids.looks is not None:
+            checks.append(("looks", ids.looks, self.config.look_codes + 1))
+        for name, value, high in checks:
             if value.numel() and (int(value.min()) < 0 or int(value.max()) >= high):
                 raise ValueError(
                     f"ids.{name} must lie in [0, {high}), got {int(value.min())}..{int(value.max())}"

@@ -4,12 +4,14 @@ Computed once per ``(Layout, shot_stride)`` and cached; the model slices it when
 the sequence (shot-by-shot generation with cached history keys).
 
 :class:`ScriptIds` carries what a scene script says is where in each shot (its place, and which character
-stands in which rows): the ids a caption names, laid out on the patch grid.
+stands in which rows): the ids a caption names, laid out on the patch grid; and, when told, how each
+character looks in the shot that introduces it.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -44,21 +46,27 @@ class TokenTable:
 
 @dataclass(frozen=True)
 class ScriptIds:
-    """The ids a scene script places in each shot, on the patch grid (never how anything looks).
+    """The ids a scene script places in each shot, on the patch grid, and the looks it tells.
 
     A caption already names the shot's place and its characters in lane order; these are the same ids laid
     out where they are, so that a video token knows *which* character or place it shows without inferring
-    it through the caption. Appearances stay hidden: an id says who, never what they look like.
+    it through the caption. An id says who, never what they look like. Only ``looks``, where present, says
+    what: a code for how a character looks, in the rows of the one shot that introduces it (as a story's
+    text describes a character once, when it enters). Every later shot must keep that look from memory.
 
     Attributes:
         places: ``(B, S)`` int64 place index of every shot (0 for place ``A`` ... 9 for ``J``).
         lanes: ``(B, S, R)`` int64, per shot and patch row: ``1 +`` the id of the character whose sprite
             rows cover the most of that patch row, ``0`` where no character stands (a character keeps its
             lane for the whole shot, so rows are constant within a shot).
+        looks: ``None`` (nothing told), or ``(B, S, R)`` int64: ``1 +`` the look code of the character in
+            that row where the shot introduces it and its look is told, ``0`` elsewhere (read by models with
+            ``model.look_codes``; the world's code is the index of the character's shape).
     """
 
     places: torch.Tensor
     lanes: torch.Tensor
+    looks: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.places.dim() != 2 or self.lanes.dim() != 3 or self.lanes.shape[:2] != self.places.shape:
@@ -66,13 +74,34 @@ class ScriptIds:
                 f"ScriptIds needs places (B, S) and lanes (B, S, R), got {tuple(self.places.shape)} and "
                 f"{tuple(self.lanes.shape)}"
             )
+        if self.looks is not None and self.looks.shape != self.lanes.shape:
+            raise ValueError(
+                f"ScriptIds.looks must have the shape of lanes {tuple(self.lanes.shape)}, got "
+                f"{tuple(self.looks.shape)}"
+            )
+
+    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> ScriptIds:
+        return ScriptIds(fn(self.places), fn(self.lanes), None if self.looks is None else fn(self.looks))
 
     def prefix(self, shots: int) -> ScriptIds:
         """The ids of the first ``shots`` shots."""
-        return ScriptIds(self.places[:, :shots], self.lanes[:, :shots])
+        return self._map(lambda x: x[:, :shots])
+
+    def first(self, scenes: int) -> ScriptIds:
+        """The ids of the first ``scenes`` batch elements."""
+        return self._map(lambda x: x[:scenes])
 
     def to(self, device: torch.device | str) -> ScriptIds:
-        return ScriptIds(self.places.to(device), self.lanes.to(device))
+        return self._map(lambda x: x.to(device))
+
+    def told(self, scenes: torch.Tensor | bool) -> ScriptIds:
+        """These ids with looks kept only for the batch elements where ``scenes`` (``(B,)`` bool, or one
+        bool for all) is true; ``False`` drops them (``looks = None``)."""
+        if self.looks is None or scenes is True:
+            return self
+        if scenes is False:
+            return ScriptIds(self.places, self.lanes)
+        return ScriptIds(self.places, self.lanes, self.looks * scenes.to(self.looks.device)[:, None, None])
 
 
 @functools.lru_cache(maxsize=128)

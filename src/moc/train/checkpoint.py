@@ -86,7 +86,8 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
             grown model adds that bonus to same-id logits from its first step. A stage may add the pixel
             decoder (``decoder_width``), the convolutional stem (``stem_width``) or self-conditioning
             (``self_condition``); their zero-started layers keep the checkpoint's function. It may add the
-            shape head (``shape_classes``), which the frames never read.
+            shape head (``shape_classes``), which the frames never read, and the told-look embedding
+            (``look_codes``, zero-started).
     """
     path = Path(path)
     meta = read_metadata(path)
@@ -115,6 +116,9 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
             if not saved.shape_classes and ours.shape_classes:
                 free.add("shape_classes")
                 new |= set(model.shape_head_parameters)
+            if not saved.look_codes and ours.look_codes:
+                free.add("look_codes")
+                new |= set(model.look_parameters)
         diff = [
             f.name
             for f in dataclasses.fields(ModelConfig)

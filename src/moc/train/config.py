@@ -67,8 +67,11 @@ class OptimConfig:
             all above ``t = 0.8`` come up about twice in 10^9 samples, so the model never sees the start of
             joint generation (docs/training.md, stage 12, measures what training on it changes). 0 draws no
             random number for it.
-        character_weight: loss weight of pixels covered by a character (1 = plain MSE). The optimum of a
-            per-pixel weighted MSE is still the posterior mean, so this only speeds up learning sprites.
+        character_weight: loss weight of pixels a character covers in the target (1 = plain MSE). The weight
+            depends on the target, so above 1 the optimum is not the posterior mean: a pixel that is sprite
+            with probability ``p`` is drawn ``w p / (w p + 1 - p)`` of the way to the sprite's colour (63% at
+            ``p = 0.3`` with ``w = 4``). Unsure edges grow, and sprites grow into the shapes that cover the
+            others, discs and squares (docs/training.md, "The character weight"). Stages 1-14 used 4.
         snr_gamma: 0 weighs every noise level alike in the x0 loss; ``> 0`` weighs each shot by
             ``min(SNR(t), snr_gamma)`` with ``SNR = ((1 - t) / t)^2`` (min-SNR weighting, Hang et al. 2023).
             An x0 loss is largest at high ``t``, where the target is a blurred average, and that swamps the
@@ -82,10 +85,15 @@ class OptimConfig:
             noise level. The world's labels stand in for what REPA (Yu et al. 2024) takes from a pretrained
             encoder: a target for the features themselves, so that they say which shape a sprite is before
             its pixels do. Samplers never read the head.
+        tell_looks: probability that a scene of a batch is told its characters' looks (their shapes) in
+            the shots that introduce them (``model.look_codes`` must be the world's six shapes); the other
+            scenes are told nothing, so the model also generates untold. A told look is never repeated in a
+            later shot: the model must keep it. 0 draws no random number for it.
         threads: ``torch.set_num_threads`` (0: leave PyTorch's default).
-        id_lr_scale: learning-rate multiplier of the script-id embeddings. Adam moves each weight by about
-            ``lr`` per step whatever its gradient, and video tokens enter with a norm of about 7: at the base
-            rate, zero-started ids reached a norm of 0.07 in 2,000 steps, 1% of a token.
+        id_lr_scale: learning-rate multiplier of the script-id embeddings (and the told-look embedding).
+            Adam moves each weight by about ``lr`` per step whatever its gradient, and video tokens enter
+            with a norm of about 7: at the base rate, zero-started ids reached a norm of 0.07 in 2,000
+            steps, 1% of a token.
         trainable: ``"all"`` trains every weight; ``"head"`` only what runs after the last block (the final
             adaLN, the linear head and the pixel decoder). A head stage leaves embeddings, attention and
             routing exactly as the init checkpoint has them, so it can sharpen how a model draws without
@@ -110,6 +118,7 @@ class OptimConfig:
     snr_gamma: float = 0.0
     self_condition: float = 0.0
     shape_loss: float = 0.0
+    tell_looks: float = 0.0
     threads: int = 0
     id_lr_scale: float = 1.0
     trainable: str = "all"
@@ -282,7 +291,14 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
     checkpoint = _build(CheckpointConfig, data.get("checkpoint", {}), source, "checkpoint")
     if train.steps <= 0:
         raise _fail(source, "train.steps", f"must be > 0, got {train.steps}")
-    for key in ("clean_history", "prefix_batches", "joint_batches", "joint_shared_t", "self_condition"):
+    for key in (
+        "clean_history",
+        "prefix_batches",
+        "joint_batches",
+        "joint_shared_t",
+        "self_condition",
+        "tell_looks",
+    ):
         if not 0.0 <= getattr(train, key) <= 1.0:
             raise _fail(source, f"train.{key}", f"must be a probability in [0, 1], got {getattr(train, key)}")
     if train.snr_gamma < 0:
@@ -302,6 +318,12 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
             source,
             "train.shape_loss",
             f"needs model.shape_classes = {len(SHAPES)} (the world's shapes), got {model.shape_classes}",
+        )
+    if train.tell_looks > 0 and model.look_codes != len(SHAPES):
+        raise _fail(
+            source,
+            "train.tell_looks",
+            f"needs model.look_codes = {len(SHAPES)} (the world's shapes), got {model.look_codes}",
         )
     if not train.id_lr_scale > 0:
         raise _fail(source, "train.id_lr_scale", f"must be > 0, got {train.id_lr_scale}")

@@ -74,7 +74,8 @@ def _revisit_error(
     t = torch.where(shots[None] < target[:, None], history_t, 1.0)
     t = torch.where(shots[None] == target[:, None], TARGET_T, t)
     tf = t[:, batch.frame_shot][..., None, None, None]
-    pred = model((1 - tf) * batch.frames + tf * noise, t, batch.text, batch.layout, spec=spec, ids=batch.ids)
+    x_t = (1 - tf) * batch.frames + tf * noise
+    pred = model(x_t, t, batch.text, batch.layout, spec=spec, ids=batch.ids.told(False))  # never told
     return (pred - batch.frames).pow(2).mean(2)
 
 

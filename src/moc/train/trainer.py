@@ -28,7 +28,6 @@ import torch.nn.functional as F
 
 from moc import atomic
 from moc.models import AttentionSpec, MultiShotDiT, count_parameters
-from moc.models.tokens import ScriptIds
 from moc.train.checkpoint import (
     checkpoint_dirs,
     load_checkpoint,
@@ -170,7 +169,7 @@ def write_samples(model: MultiShotDiT, batch: Batch, path: Path, steps: int, spe
         steps=steps,
         generator=gen,
         spec=spec,
-        ids=ScriptIds(batch.ids.places[:n], batch.ids.lanes[:n]),
+        ids=batch.ids.first(n),
     )
     videos = []
     for i in range(n):
@@ -228,7 +227,7 @@ def train(
             p.requires_grad_(name in head)
     # The EMA copy is only ever evaluated: in eval mode routing applies no drop-off / drop-in.
     ema = copy.deepcopy(model).requires_grad_(False).eval()
-    ids = set(model.script_id_parameters)
+    ids = set(model.script_id_parameters) | set(model.look_parameters)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     trained = [p for _, p in named]
     id_weights = [p for n, p in named if n in ids]
@@ -309,12 +308,16 @@ def train(
             lr = learning_rate(config, step - 1)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_scale"]
+            ids = batch.ids
+            if opt_cfg.tell_looks > 0:
+                told = torch.rand(len(batch), generator=noise_gen) < opt_cfg.tell_looks
+                ids = ids.told(told)
+            elif model.look_in is not None:
+                ids = ids.told(False)
             previous = None
             if opt_cfg.self_condition > 0 and draw(noise_gen) < opt_cfg.self_condition:
                 with torch.no_grad():
-                    first = model(
-                        x_t, t, batch.text, batch.layout, spec=spec, generator=route_gen, ids=batch.ids
-                    )
+                    first = model(x_t, t, batch.text, batch.layout, spec=spec, generator=route_gen, ids=ids)
                 previous = first.clamp(-1, 1)  # as a sampler clamps the estimate it passes on
             pred, features = model(
                 x_t,
@@ -323,7 +326,7 @@ def train(
                 batch.layout,
                 spec=spec,
                 generator=route_gen,
-                ids=batch.ids,
+                ids=ids,
                 previous=previous,
                 return_features=True,
             )

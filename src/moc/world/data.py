@@ -27,7 +27,7 @@ import torch
 from moc.layout import Layout
 from moc.models.dit import patchify
 from moc.models.tokens import ScriptIds
-from moc.world.appearance import SHAPES, draw_appearance
+from moc.world.appearance import SHAPES, Appearance, draw_appearance
 from moc.world.captions import (
     Vocabulary,
     caption_length,
@@ -103,7 +103,8 @@ class Batch:
         shot_frames: frames per shot (shared by the batch).
         layout: the packed sequence ``[global text][text 0][video 0][text 1][video 1]...`` with
             ``C`` tokens per caption, ``G`` global tokens and ``tokens_per_frame`` tokens per frame.
-        ids: the scripts' place and character ids on the patch grid (:func:`script_ids`).
+        ids: the scripts' place and character ids on the patch grid, and the looks of the shots that
+            introduce each character (:func:`script_ids`; a model is told them only when asked).
         scripts: each element's script (for evaluation; never the hidden appearance).
         seeds: each element's scene seed: ``Scene.random(seed, config.script, shot_frames=shot_frames)``
             rebuilds it.
@@ -177,11 +178,38 @@ def lane_rows(script: Script, height: int, patch_size: int, sprite_size: int) ->
     return out
 
 
-def script_ids(scripts: Sequence[Script], height: int, patch_size: int, sprite_size: int) -> ScriptIds:
-    """The :class:`~moc.models.tokens.ScriptIds` of scripts that share their number of shots."""
+def intro_looks(script: Script, appearance: Appearance, lanes: np.ndarray) -> np.ndarray:
+    """``(S, R)`` int64 like ``lanes`` (:func:`lane_rows`): ``1 +`` the index in :data:`SHAPES` of the
+    character's shape in the rows of the shot where it first appears, 0 everywhere else."""
+    out = np.zeros_like(lanes)
+    seen: set[int] = set()
+    for s, shot in enumerate(script.shots):
+        for action in shot.characters:
+            if action.id in seen:
+                continue
+            seen.add(action.id)
+            rows = lanes[s] == action.id + 1
+            out[s, rows] = 1 + SHAPES.index(appearance.characters[action.id].shape)
+    return out
+
+
+def script_ids(
+    scripts: Sequence[Script],
+    height: int,
+    patch_size: int,
+    sprite_size: int,
+    appearances: Sequence[Appearance] | None = None,
+) -> ScriptIds:
+    """The :class:`~moc.models.tokens.ScriptIds` of scripts that share their number of shots; with the
+    scenes' ``appearances``, also the looks of the shots that introduce each character
+    (:func:`intro_looks`)."""
     places = [[PLACE_IDS.index(shot.place) for shot in s.shots] for s in scripts]
     lanes = np.stack([lane_rows(s, height, patch_size, sprite_size) for s in scripts])
-    return ScriptIds(torch.tensor(places, dtype=torch.int64), torch.from_numpy(lanes))
+    looks = None
+    if appearances is not None:
+        told = [intro_looks(s, a, rows) for s, a, rows in zip(scripts, appearances, lanes, strict=True)]
+        looks = torch.from_numpy(np.stack(told))
+    return ScriptIds(torch.tensor(places, dtype=torch.int64), torch.from_numpy(lanes), looks)
 
 
 def make_batch(scenes: Sequence[Scene], config: DataConfig, seeds: Sequence[int] | None = None) -> Batch:
@@ -221,7 +249,13 @@ def make_batch(scenes: Sequence[Scene], config: DataConfig, seeds: Sequence[int]
         frame_shot=torch.from_numpy(scenes[0].script.frame_shot),
         shot_frames=shot_frames,
         layout=_layout(shot_frames, config.tokens_per_frame, c_len, g_len),  # type: ignore[arg-type]
-        ids=script_ids([s.script for s in scenes], config.height, config.patch_size, clips[0].sprite_size),
+        ids=script_ids(
+            [s.script for s in scenes],
+            config.height,
+            config.patch_size,
+            clips[0].sprite_size,
+            [s.appearance for s in scenes],
+        ),
         scripts=tuple(s.script for s in scenes),
         seeds=tuple(int(s.script.seed) for s in scenes) if seeds is None else tuple(int(x) for x in seeds),
     )
@@ -341,6 +375,7 @@ __all__ = [
     "DataConfig",
     "WorldStream",
     "eval_set",
+    "intro_looks",
     "lane_rows",
     "make_batch",
     "measure_throughput",
