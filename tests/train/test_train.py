@@ -28,7 +28,14 @@ from moc.train import (
 )
 from moc.train.checkpoint import checkpoint_dirs, load_weights
 from moc.train.probe import binding_probe, binding_set, binding_target
-from moc.train.trainer import level_weights, loss_fn, noise_levels, random_prefix, shape_loss_fn
+from moc.train.trainer import (
+    character_boxes,
+    level_weights,
+    loss_fn,
+    noise_levels,
+    random_prefix,
+    shape_loss_fn,
+)
 from moc.world.data import DataConfig, WorldStream, token_shapes
 from tests.models.helpers import tiny_batch, tiny_config
 
@@ -261,6 +268,7 @@ def test_schedule_gives_chunk_size_and_top_k_by_step(tmp_path):
         (lambda d: d["train"].update(tell_looks=0.5), "train.tell_looks: needs model.look_codes = 6"),
         (lambda d: d["train"].update(tell_looks=1.5), "train.tell_looks: must be a probability"),
         (lambda d: d["model"].update(look_codes=6), "model.look_codes needs model.script_ids"),
+        (lambda d: d["train"].update(character_region="cell"), "train.character_region: must be one of"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, change, message):
@@ -658,3 +666,36 @@ def test_a_stage_can_add_told_looks_to_a_model_with_ids(tmp_path):
     with pytest.raises(CheckpointError, match="look_codes: checkpoint 6 vs model 0"):
         without = MultiShotDiT(tiny_config(script_ids=True))
         load_weights(without, save_model(grown, tmp_path / "grown.safetensors"), grow=True)
+
+
+def test_character_boxes_cover_every_shape_alike_so_the_box_weight_does_not_depend_on_the_shape():
+    from moc.world.appearance import SHAPES
+    from moc.world.render import shape_mask
+
+    boxes = []
+    for shape in SHAPES:
+        labels = torch.full((1, 1, 20, 20), -1)
+        labels[0, 0, 3:15, 5:17][torch.from_numpy(shape_mask(shape, 12).copy())] = 2
+        box = character_boxes(labels)[0, 0]
+        assert box[(labels[0, 0] >= 0)].all()  # every sprite pixel is in the box
+        boxes.append(box)
+    # Inside the 12x12 cell, where shapes differ, every shape's box weighs every pixel; outside it only the
+    # one-pixel ring around the cell may differ, where every shape is background.
+    cell, ring = torch.zeros(20, 20, dtype=torch.bool), torch.zeros(20, 20, dtype=torch.bool)
+    cell[3:15, 5:17] = True
+    ring[2:16, 4:18] = True
+    assert all(b[cell].all() and not b[~ring].any() for b in boxes)
+    assert torch.equal(boxes[SHAPES.index("square")], cell)
+    assert torch.equal(boxes[SHAPES.index("circle")], ring)
+    # Two characters in one frame get a box each; frames without characters get none.
+    batch = tiny_batch()
+    region = character_boxes(batch.labels)
+    assert region.shape == batch.labels.shape and region[batch.labels >= 0].all()
+    assert not region[(batch.labels < 0).flatten(2).all(-1)].any()
+    config = config_from_dict(tiny_dict(Path("unused")))
+    boxed = dataclasses.replace(config, train=dataclasses.replace(config.train, character_region="box"))
+    levels = torch.full((len(batch), batch.num_shots), 0.5)
+    pred = torch.zeros_like(batch.frames)
+    pixels = 1.0 + 3.0 * region.float()
+    expected_loss = (pixels * (pred - batch.frames).pow(2).mean(2)).sum() / pixels.sum()
+    torch.testing.assert_close(loss_fn(boxed, pred, batch, levels), expected_loss)

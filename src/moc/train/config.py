@@ -41,6 +41,7 @@ class RunConfig:
 
 
 TRAINABLE = ("all", "head")
+CHARACTER_REGIONS = ("pixels", "box")
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,11 @@ class OptimConfig:
             with probability ``p`` is drawn ``w p / (w p + 1 - p)`` of the way to the sprite's colour (63% at
             ``p = 0.3`` with ``w = 4``). Unsure edges grow, and sprites grow into the shapes that cover the
             others, discs and squares (docs/training.md, "The character weight"). Stages 1-14 used 4.
+        character_region: which pixels ``character_weight`` weighs: ``"pixels"``, those a character covers
+            (stages 1-14); or ``"box"``, each character's bounding box grown by one pixel. Every world shape
+            spans its whole sprite cell but the square, which is one pixel short on each side, so every
+            shape's grown box covers the whole cell: where shapes differ, the weight no longer depends on the
+            shape (the one-pixel ring around the cell, where it may, is background for every shape).
         snr_gamma: 0 weighs every noise level alike in the x0 loss; ``> 0`` weighs each shot by
             ``min(SNR(t), snr_gamma)`` with ``SNR = ((1 - t) / t)^2`` (min-SNR weighting, Hang et al. 2023).
             An x0 loss is largest at high ``t``, where the target is a blurred average, and that swamps the
@@ -115,6 +121,7 @@ class OptimConfig:
     joint_batches: float = 0.0
     joint_shared_t: float = 0.0
     character_weight: float = 4.0
+    character_region: str = "pixels"
     snr_gamma: float = 0.0
     self_condition: float = 0.0
     shape_loss: float = 0.0
@@ -327,6 +334,12 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
         )
     if not train.id_lr_scale > 0:
         raise _fail(source, "train.id_lr_scale", f"must be > 0, got {train.id_lr_scale}")
+    if train.character_region not in CHARACTER_REGIONS:
+        raise _fail(
+            source,
+            "train.character_region",
+            f"must be one of {CHARACTER_REGIONS}, got {train.character_region!r}",
+        )
     if train.trainable not in TRAINABLE:
         raise _fail(source, "train.trainable", f"must be one of {TRAINABLE}, got {train.trainable!r}")
     if train.trainable == "head" and not run.init:

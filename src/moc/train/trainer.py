@@ -102,13 +102,32 @@ def level_weights(t: torch.Tensor, snr_gamma: float) -> torch.Tensor:
     return torch.where(noisy, snr.clamp_max(snr_gamma), torch.zeros_like(t))
 
 
+def character_boxes(labels: torch.Tensor) -> torch.Tensor:
+    """``(B, F, H, W)`` bool: the bounding box of every character's pixels in each frame, grown by one pixel
+    (``labels``: ``(B, F, H, W)`` character id per pixel, -1 for none)."""
+    boxes = torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
+    for cid in labels.unique().tolist():
+        if cid < 0:
+            continue
+        mask = labels == cid
+        rows, cols = mask.any(-1), mask.any(-2)  # (B, F, H), (B, F, W)
+        # Between the first and the last covered row (column): a cumulative "or" from both ends.
+        rows = rows.cummax(-1).values & rows.flip(-1).cummax(-1).values.flip(-1)
+        cols = cols.cummax(-1).values & cols.flip(-1).cummax(-1).values.flip(-1)
+        boxes |= rows[..., :, None] & cols[..., None, :]
+    grown = F.max_pool2d(boxes.flatten(0, 1)[:, None].float(), 3, stride=1, padding=1)
+    return grown.reshape(labels.shape) > 0
+
+
 def loss_fn(config: TrainConfig, pred: torch.Tensor, batch: Batch, t: torch.Tensor) -> torch.Tensor:
     """Character-weighted x0 MSE over the noisy shots, each shot weighted by :func:`level_weights`.
 
     The sum is divided by the pixel weights of the noisy shots, not by the level weights, so a batch of high
     levels under min-SNR weighting adds little to the gradient instead of being scaled back up.
     """
-    pixels = 1.0 + (config.train.character_weight - 1.0) * (batch.labels >= 0).float()  # (B, F, H, W)
+    labels = batch.labels
+    region = (labels >= 0) if config.train.character_region == "pixels" else character_boxes(labels)
+    pixels = 1.0 + (config.train.character_weight - 1.0) * region.float()  # (B, F, H, W)
     levels = t[:, batch.frame_shot][..., None, None]  # (B, F, 1, 1)
     err = (pred - batch.frames).pow(2).mean(2)
     weight = pixels * level_weights(levels, config.train.snr_gamma)
