@@ -102,6 +102,7 @@ def evaluate_memory(
         for entry in models:
             videos, record_density, record_flops, wall = [], [], [], 0.0
             spec = entry.spec_for(setting.mode)
+            told = tell_looks and bool(entry.model.config.look_codes)
             for start in range(0, len(scripts), batch_size):
                 part = scripts[start : start + batch_size]
                 result = generate_scenes(
@@ -114,7 +115,7 @@ def evaluate_memory(
                     eta=eta,
                     deterministic_below=deterministic_below,
                     history_noise=level,
-                    tell_looks=tell_looks and bool(entry.model.config.look_codes),
+                    tell_looks=told,
                 )
                 videos += list(frames_from_tensor(result.frames))
                 record_density.append((result.record.density, len(part)))
@@ -138,7 +139,7 @@ def evaluate_memory(
                 "eta": eta,
                 "deterministic_below": deterministic_below,
                 "history_noise": level,
-                "tell_looks": tell_looks and bool(entry.model.config.look_codes),
+                "tell_looks": told,
                 "density": sum(d * n for d, n in record_density) / len(scripts),
                 "flops_ratio": sum(f * n for f, n in record_flops) / len(scripts),
                 "s_per_scene": wall / len(scripts),

@@ -98,27 +98,20 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
         free = {"attention", "moc", "backend", "joint_causal"}
         if grow:
             free.add("time_nope_pairs")
-            if not saved.script_ids and ours.script_ids:
-                free |= {"script_ids", "num_ids"}
-                new = set(model.script_id_parameters)
-            if not saved.id_bias and ours.id_bias:
-                free.add("id_bias")
-                new |= set(model.id_bias_parameters)
-            if not saved.decoder_width and ours.decoder_width:
-                free |= {"decoder_width", "decoder_kind"}
-                new |= set(model.decoder_parameters)
-            if not saved.stem_width and ours.stem_width:
-                free.add("stem_width")
-                new |= set(model.stem_parameters)
-            if not saved.self_condition and ours.self_condition:
-                free.add("self_condition")
-                new |= set(model.self_condition_parameters)
-            if not saved.shape_classes and ours.shape_classes:
-                free.add("shape_classes")
-                new |= set(model.shape_head_parameters)
-            if not saved.look_codes and ours.look_codes:
-                free.add("look_codes")
-                new |= set(model.look_parameters)
+            # (the switch that adds a part, other config fields it frees, the part's weights)
+            parts = (
+                ("script_ids", {"num_ids"}, model.script_id_parameters),
+                ("id_bias", set(), model.id_bias_parameters),
+                ("decoder_width", {"decoder_kind"}, model.decoder_parameters),
+                ("stem_width", set(), model.stem_parameters),
+                ("self_condition", set(), model.self_condition_parameters),
+                ("shape_classes", set(), model.shape_head_parameters),
+                ("look_codes", set(), model.look_parameters),
+            )
+            for switch, fields, names in parts:
+                if not getattr(saved, switch) and getattr(ours, switch):
+                    free |= {switch, *fields}
+                    new |= set(names)
         diff = [
             f.name
             for f in dataclasses.fields(ModelConfig)

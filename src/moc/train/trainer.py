@@ -327,12 +327,9 @@ def train(
             lr = learning_rate(config, step - 1)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_scale"]
-            ids = batch.ids
+            ids = batch.ids.told(False)  # nothing is told unless train.tell_looks draws it
             if opt_cfg.tell_looks > 0:
-                told = torch.rand(len(batch), generator=noise_gen) < opt_cfg.tell_looks
-                ids = ids.told(told)
-            elif model.look_in is not None:
-                ids = ids.told(False)
+                ids = batch.ids.told(torch.rand(len(batch), generator=noise_gen) < opt_cfg.tell_looks)
             previous = None
             if opt_cfg.self_condition > 0 and draw(noise_gen) < opt_cfg.self_condition:
                 with torch.no_grad():
