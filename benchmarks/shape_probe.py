@@ -8,7 +8,7 @@ a model may draw discs for diamonds: its features do not say which shape the spr
 the pixels are not drawn from it.
 
 Usage: python benchmarks/shape_probe.py CHECKPOINT [CHECKPOINT ...] [--levels 0.1,0.3,0.5,0.7]
-    [--train-batches N] [--eval-batches N] [--threads N] [--image PATH]
+    [--train-batches N] [--eval-batches N] [--threads N] [--tell-looks] [--image PATH]
     (the image: three held-out scenes, every third frame; the truth, then for each checkpoint its one-step
     clean prediction at each level (seeded noise): what the model draws where its features name the
     shape)
@@ -29,9 +29,10 @@ PROBE_SEED = 5
 
 
 def collect(
-    model, config: DataConfig, split: str, batches: int, t: float
+    model, config: DataConfig, split: str, batches: int, t: float, tell: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(features (N, width), shapes (N,))`` of the tokens that show a character, at noise level ``t``."""
+    """``(features (N, width), shapes (N,))`` of the tokens that show a character, at noise level ``t``.
+    A model with ``look_codes`` is told the looks only if ``tell``."""
     stream = WorldStream(config, seed=PROBE_SEED, split=split)
     generator = torch.Generator().manual_seed(1)
     xs, ys = [], []
@@ -40,7 +41,8 @@ def collect(
         x_t = (1 - t) * batch.frames + t * torch.randn(batch.frames.shape, generator=generator)
         level = torch.full((len(batch.frames), batch.num_shots), t)
         with torch.no_grad():
-            _, features = model(x_t, level, batch.text, batch.layout, ids=batch.ids, return_features=True)
+            ids = batch.ids.told(tell)
+            _, features = model(x_t, level, batch.text, batch.layout, ids=ids, return_features=True)
         shapes = token_shapes(batch, model.config.patch_size)
         shows = shapes >= 0
         xs.append(features[shows])
@@ -75,6 +77,9 @@ def main() -> None:
     parser.add_argument("--eval-batches", type=int, default=8)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--image", default=None)
+    parser.add_argument(
+        "--tell-looks", action="store_true", help="tell models with model.look_codes the truth's looks"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -91,8 +96,8 @@ def main() -> None:
         config = DataConfig(batch_size=8, patch_size=model.config.patch_size)
         cells = []
         for t in levels:
-            train = collect(model, config, "train", args.train_batches, t)
-            held_out = collect(model, config, "eval", args.eval_batches, t)
+            train = collect(model, config, "train", args.train_batches, t, args.tell_looks)
+            held_out = collect(model, config, "eval", args.eval_batches, t, args.tell_looks)
             cells.append(f"{probe_accuracy(train, held_out):.2f}")
         print(f"| {path} | {' | '.join(cells)} |", flush=True)
     if args.image:
