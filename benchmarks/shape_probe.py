@@ -8,7 +8,7 @@ a model may draw discs for diamonds: its features do not say which shape the spr
 the pixels are not drawn from it.
 
 Usage: python benchmarks/shape_probe.py CHECKPOINT [CHECKPOINT ...] [--levels 0.1,0.3,0.5,0.7]
-    [--train-batches N] [--eval-batches N] [--threads N] [--tell-looks] [--image PATH]
+    [--train-batches N] [--eval-batches N] [--threads N] [--tell-looks] [--intro-only] [--image PATH]
     (the image: three held-out scenes, every third frame; the truth, then for each checkpoint its one-step
     clean prediction at each level (seeded noise): what the model draws where its features name the
     shape)
@@ -22,17 +22,45 @@ from frame_quality import predict_clean, save_strips, strip
 
 from moc.eval.memory import eval_scripts
 from moc.generate.scene import script_batch
+from moc.layout import VideoSegment
+from moc.models.dit import patchify
 from moc.train import load_model
 from moc.world.data import DataConfig, WorldStream, token_shapes
 
 PROBE_SEED = 5
 
 
+def intro_tokens(batch, patch_size: int) -> torch.Tensor:
+    """``(B, N)`` bool in the order of :func:`token_shapes`: the token shows a character (a quarter of its
+    pixels, as there) in the shot that introduces it, where a told model is told its look."""
+    videos = [seg for seg in batch.layout.segments if isinstance(seg, VideoSegment)]
+    frame_shot = torch.cat([torch.full((seg.frames,), index) for index, seg in enumerate(videos)])
+    patches = patchify(batch.labels.long()[:, :, None], patch_size)  # (B, N, p * p)
+    token_shot = frame_shot.repeat_interleave(patches.shape[1] // len(frame_shot))
+    out = torch.zeros(patches.shape[:2], dtype=torch.bool)
+    for i, script in enumerate(batch.scripts):
+        first: dict[int, int] = {}
+        for index, shot in enumerate(script.shots):
+            for action in shot.characters:
+                first.setdefault(action.id, index)
+        for cid, index in first.items():
+            shows = (patches[i] == cid).sum(-1) >= patch_size * patch_size // 4
+            out[i] |= shows & (token_shot == index)
+    return out
+
+
 def collect(
-    model, config: DataConfig, split: str, batches: int, t: float, tell: bool = False
+    model,
+    config: DataConfig,
+    split: str,
+    batches: int,
+    t: float,
+    tell: bool = False,
+    intro_only: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(features (N, width), shapes (N,))`` of the tokens that show a character, at noise level ``t``.
-    A model with ``look_codes`` is told the looks only if ``tell``."""
+    A model with ``look_codes`` is told the looks only if ``tell``; ``intro_only`` keeps only the tokens of
+    the shots that introduce their character (:func:`intro_tokens`)."""
     stream = WorldStream(config, seed=PROBE_SEED, split=split)
     generator = torch.Generator().manual_seed(1)
     xs, ys = [], []
@@ -45,6 +73,8 @@ def collect(
             _, features = model(x_t, level, batch.text, batch.layout, ids=ids, return_features=True)
         shapes = token_shapes(batch, model.config.patch_size)
         shows = shapes >= 0
+        if intro_only:
+            shows &= intro_tokens(batch, model.config.patch_size)
         xs.append(features[shows])
         ys.append(shapes[shows])
     return torch.cat(xs), torch.cat(ys)
@@ -80,6 +110,11 @@ def main() -> None:
     parser.add_argument(
         "--tell-looks", action="store_true", help="tell models with model.look_codes the truth's looks"
     )
+    parser.add_argument(
+        "--intro-only",
+        action="store_true",
+        help="probe only the tokens of the shots that introduce their character (where looks are told)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -96,8 +131,9 @@ def main() -> None:
         config = DataConfig(batch_size=8, patch_size=model.config.patch_size)
         cells = []
         for t in levels:
-            train = collect(model, config, "train", args.train_batches, t, args.tell_looks)
-            held_out = collect(model, config, "eval", args.eval_batches, t, args.tell_looks)
+            told = (args.tell_looks, args.intro_only)
+            train = collect(model, config, "train", args.train_batches, t, *told)
+            held_out = collect(model, config, "eval", args.eval_batches, t, *told)
             cells.append(f"{probe_accuracy(train, held_out):.2f}")
         print(f"| {path} | {' | '.join(cells)} |", flush=True)
     if args.image:
