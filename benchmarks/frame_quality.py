@@ -39,6 +39,7 @@ from moc.eval.memory import eval_scripts
 from moc.generate.sampler import sample_joint, time_grid
 from moc.generate.scene import generate_scenes, script_batch
 from moc.train import load_model
+from moc.world.data import first_shots
 from moc.world.metrics import (
     frames_from_tensor,
     observe_scene,
@@ -99,13 +100,11 @@ def same_shape(pred: torch.Tensor, truth: list[str | None], scripts) -> str:
 def told_kept(frames: torch.Tensor, truth: list[str | None], scripts) -> str:
     """``"intro / later"``: the share of whole characters drawn with the truth's shape in the shots that
     introduce them (where a told model is told it) and in later shots (where it must keep it)."""
-    intro = []
+    intro = []  # in the order of shapes_drawn: shot by shot, ids ascending
     for script in scripts:
-        seen: set[int] = set()
-        for shot in script.shots:
-            for cid in sorted(a.id for a in shot.characters):
-                intro.append(cid not in seen)
-            seen |= {a.id for a in shot.characters}
+        first = first_shots(script)
+        for s, shot in enumerate(script.shots):
+            intro += [first[cid] == s for cid in sorted(a.id for a in shot.characters)]
     drawn = shapes_drawn(frames, scripts)
     cells = []
     for first in (True, False):

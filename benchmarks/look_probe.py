@@ -25,7 +25,7 @@ import torch
 from frame_quality import drawn_cells, predict_clean, save_strips, shapes_drawn, strip, table_head, told_kept
 
 from moc.eval.memory import eval_scripts
-from moc.generate.sampler import estimate, step, time_grid
+from moc.generate.sampler import sample_joint
 from moc.generate.scene import script_batch
 from moc.train import load_model
 
@@ -35,25 +35,34 @@ def wrong_looks(looks: torch.Tensor, codes: int) -> torch.Tensor:
     return torch.where(looks > 0, looks % codes + 1, looks)
 
 
-@torch.no_grad()
-def guided_sample(model, batch, weight: float, steps: int, seed: int = 0) -> torch.Tensor:
-    """A joint sample from pure noise (``eta = 1``), each estimate guided toward the told looks."""
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch.frames.shape, generator=generator)
-    told, untold = batch.ids.told(True), batch.ids.told(False)
-    spec = model.default_spec(joint=True)
-    grid = time_grid(steps)
-    previous = None
-    for i in range(steps):
-        t, t_next = float(grid[i]), float(grid[i + 1])
-        level = torch.full((len(x), len(batch.layout.shots)), t)
-        x0 = estimate(model, x, level, batch.text, batch.layout, previous, spec=spec, ids=told)
-        if weight != 1.0:
-            plain = estimate(model, x, level, batch.text, batch.layout, previous, spec=spec, ids=untold)
-            x0 = (plain + weight * (x0 - plain)).clamp(-1, 1)
-        previous = x0
-        x = step(x, x0, t, t_next, 1.0, generator)
-    return x
+class LookGuided:
+    """``model`` with each clean estimate guided toward the told looks: ``untold + weight (told - untold)``,
+    both clamped as a sampler clamps an estimate. The samplers call it as they call the model."""
+
+    def __init__(self, model, weight: float) -> None:
+        self.model, self.weight, self.config = model, weight, model.config
+
+    def __call__(self, *args, ids, **kwargs) -> torch.Tensor:
+        told = self.model(*args, ids=ids, **kwargs).clamp(-1, 1)
+        if self.weight == 1.0:
+            return told
+        plain = self.model(*args, ids=ids.told(False), **kwargs).clamp(-1, 1)
+        return plain + self.weight * (told - plain)
+
+
+def guided_sample(model, batch, weight: float, steps: int) -> torch.Tensor:
+    """A joint sample from pure noise (``eta = 1``, seed 0), told, with guidance ``weight`` on the looks."""
+    return sample_joint(
+        LookGuided(model, weight),
+        batch.text,
+        batch.layout,
+        tuple(batch.frames.shape[2:]),
+        steps=steps,
+        generator=torch.Generator().manual_seed(0),
+        spec=model.default_spec(joint=True),
+        eta=1.0,
+        ids=batch.ids.told(True),
+    )
 
 
 def main() -> None:

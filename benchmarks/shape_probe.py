@@ -22,30 +22,21 @@ from frame_quality import predict_clean, save_strips, strip
 
 from moc.eval.memory import eval_scripts
 from moc.generate.scene import script_batch
-from moc.layout import VideoSegment
-from moc.models.dit import patchify
 from moc.train import load_model
-from moc.world.data import DataConfig, WorldStream, token_shapes
+from moc.world.data import DataConfig, WorldStream, first_shots, token_characters, token_shapes
 
 PROBE_SEED = 5
 
 
 def intro_tokens(batch, patch_size: int) -> torch.Tensor:
-    """``(B, N)`` bool in the order of :func:`token_shapes`: the token shows a character (a quarter of its
-    pixels, as there) in the shot that introduces it, where a told model is told its look."""
-    videos = [seg for seg in batch.layout.segments if isinstance(seg, VideoSegment)]
-    frame_shot = torch.cat([torch.full((seg.frames,), index) for index, seg in enumerate(videos)])
-    patches = patchify(batch.labels.long()[:, :, None], patch_size)  # (B, N, p * p)
-    token_shot = frame_shot.repeat_interleave(patches.shape[1] // len(frame_shot))
-    out = torch.zeros(patches.shape[:2], dtype=torch.bool)
+    """``(B, N)`` bool in the order of :func:`token_shapes`: the token shows a character
+    (:func:`token_characters`) in the shot that introduces it, where a told model is told its look."""
+    characters = token_characters(batch, patch_size)
+    token_shot = batch.frame_shot.repeat_interleave(characters.shape[1] // len(batch.frame_shot))
+    out = torch.zeros(characters.shape, dtype=torch.bool)
     for i, script in enumerate(batch.scripts):
-        first: dict[int, int] = {}
-        for index, shot in enumerate(script.shots):
-            for action in shot.characters:
-                first.setdefault(action.id, index)
-        for cid, index in first.items():
-            shows = (patches[i] == cid).sum(-1) >= patch_size * patch_size // 4
-            out[i] |= shows & (token_shot == index)
+        for cid, shot in first_shots(script).items():
+            out[i] |= (characters[i] == cid) & (token_shot == shot)
     return out
 
 
@@ -129,9 +120,8 @@ def main() -> None:
             rows += [strip(batch.frames)] if not rows else []
             rows += [strip(predict_clean(model, batch, t, noise)) for t in levels]
         config = DataConfig(batch_size=8, patch_size=model.config.patch_size)
-        cells = []
+        cells, told = [], (args.tell_looks, args.intro_only)
         for t in levels:
-            told = (args.tell_looks, args.intro_only)
             train = collect(model, config, "train", args.train_batches, t, *told)
             held_out = collect(model, config, "eval", args.eval_batches, t, *told)
             cells.append(f"{probe_accuracy(train, held_out):.2f}")

@@ -18,9 +18,16 @@ from moc.world import (
     make_batch,
     shot_caption,
 )
-from moc.world.appearance import SHAPES
+from moc.world.appearance import SHAPES, draw_appearance
 from moc.world.captions import tokenize
-from moc.world.data import intro_looks, lane_rows, measure_throughput, token_shapes
+from moc.world.data import (
+    first_shots,
+    intro_looks,
+    lane_rows,
+    measure_throughput,
+    token_characters,
+    token_shapes,
+)
 from moc.world.script import PLACE_IDS, Action, Script, Shot
 
 SMALL = DataConfig(batch_size=3)
@@ -184,6 +191,25 @@ def test_token_shapes_name_the_hidden_shape_under_each_token(patch_size):
     assert (shapes >= 0).any() and (shapes == -1).any()
     with pytest.raises(ValueError, match="do not split into 5x5 patches"):
         token_shapes(batch, 5)
+
+
+def test_token_characters_are_the_ids_behind_token_shapes():
+    batch = WorldStream(DataConfig(batch_size=3, patch_size=8), seed=1).batch(0)
+    characters, shapes = token_characters(batch, 8), token_shapes(batch, 8)
+    assert torch.equal(characters >= 0, shapes >= 0)
+    for i, script in enumerate(batch.scripts):
+        assert set(characters[i].unique().tolist()) <= {-1, *script.cast}
+        looks = draw_appearance(script).characters
+        for cid in script.cast:
+            assert (shapes[i, characters[i] == cid] == SHAPES.index(looks[cid].shape)).all()
+
+
+def test_first_shots_name_the_shot_that_introduces_each_character():
+    def shot(*ids):
+        return Shot(place="A", characters=tuple(Action(id=i) for i in ids), frames=2)
+
+    script = Script(cast=(3, 7, 9), places=("A",), shots=(shot(), shot(3), shot(3, 7), shot(7, 3)))
+    assert first_shots(script) == {3: 1, 7: 2}  # 9 is cast but never appears
 
 
 def test_intro_looks_tell_each_character_once_in_the_rows_where_it_enters():

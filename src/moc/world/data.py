@@ -178,18 +178,21 @@ def lane_rows(script: Script, height: int, patch_size: int, sprite_size: int) ->
     return out
 
 
+def first_shots(script: Script) -> dict[int, int]:
+    """Each character's id -> the index of the shot that introduces it (where a model is told its look)."""
+    first: dict[int, int] = {}
+    for s, shot in enumerate(script.shots):
+        for action in shot.characters:
+            first.setdefault(action.id, s)
+    return first
+
+
 def intro_looks(script: Script, appearance: Appearance, lanes: np.ndarray) -> np.ndarray:
     """``(S, R)`` int64 like ``lanes`` (:func:`lane_rows`): ``1 +`` the index in :data:`SHAPES` of the
     character's shape in the rows of the shot where it first appears, 0 everywhere else."""
     out = np.zeros_like(lanes)
-    seen: set[int] = set()
-    for s, shot in enumerate(script.shots):
-        for action in shot.characters:
-            if action.id in seen:
-                continue
-            seen.add(action.id)
-            rows = lanes[s] == action.id + 1
-            out[s, rows] = 1 + SHAPES.index(appearance.characters[action.id].shape)
+    for cid, s in first_shots(script).items():
+        out[s, lanes[s] == cid + 1] = 1 + SHAPES.index(appearance.characters[cid].shape)
     return out
 
 
@@ -327,13 +330,12 @@ class WorldStream:
         return self.num_batches
 
 
-def token_shapes(batch: Batch, patch_size: int, min_pixels: int | None = None) -> torch.Tensor:
-    """The hidden shape of the character each video token shows: labels for an auxiliary loss.
+def token_characters(batch: Batch, patch_size: int, min_pixels: int | None = None) -> torch.Tensor:
+    """The id of the character each video token shows, -1 for none.
 
     A token shows a character when at least ``min_pixels`` of its ``patch_size ** 2`` pixels are that
-    character's (default: a quarter of them); its label is the index in :data:`SHAPES` of that character's
-    shape, drawn from the script's seed exactly as the scene was rendered. Tokens that show no character
-    (or a corner too small to tell) get -1.
+    character's (default: a quarter of them); where two characters qualify, the later one of the cast wins.
+    Tokens that show no character (or a corner too small to tell) get -1.
 
     Returns:
         ``(B, F * H/p * W/p)`` int64, frame-major then row-major (the order of the model's video tokens).
@@ -346,9 +348,24 @@ def token_shapes(batch: Batch, patch_size: int, min_pixels: int | None = None) -
     patches = patchify(batch.labels.long()[:, :, None], p)  # (B, N, p * p), in the model's token order
     out = torch.full(patches.shape[:2], -1, dtype=torch.long)
     for i, script in enumerate(batch.scripts):
+        for cid in script.cast:
+            out[i, (patches[i] == cid).sum(-1) >= need] = cid
+    return out
+
+
+def token_shapes(batch: Batch, patch_size: int, min_pixels: int | None = None) -> torch.Tensor:
+    """The hidden shape of the character each video token shows (:func:`token_characters`): labels for an
+    auxiliary loss. A label is the index in :data:`SHAPES` of that character's shape, drawn from the script's
+    seed exactly as the scene was rendered; tokens that show no character get -1.
+
+    Returns:
+        ``(B, F * H/p * W/p)`` int64, frame-major then row-major (the order of the model's video tokens).
+    """
+    characters = token_characters(batch, patch_size, min_pixels)
+    out = torch.full_like(characters, -1)
+    for i, script in enumerate(batch.scripts):
         for cid, look in draw_appearance(script).characters.items():
-            shows = (patches[i] == cid).sum(-1) >= need
-            out[i, shows] = SHAPES.index(look.shape)
+            out[i, characters[i] == cid] = SHAPES.index(look.shape)
     return out
 
 
@@ -375,10 +392,12 @@ __all__ = [
     "DataConfig",
     "WorldStream",
     "eval_set",
+    "first_shots",
     "intro_looks",
     "lane_rows",
     "make_batch",
     "measure_throughput",
     "script_ids",
+    "token_characters",
     "token_shapes",
 ]
