@@ -6,7 +6,8 @@ On held-out 8-shot scenes (those of ``moc eval memory``):
   characters whose clean prediction has the truth's shape (:func:`frame_quality.told_kept`: in the shots that
   introduce them / in later shots), with the looks untold, told, and told wrong (every told shape replaced by
   the next one of :data:`moc.world.appearance.SHAPES`). Told above untold means the model reads the look at
-  that level; told wrong below untold means it follows it.
+  that level; told wrong below untold means it follows it. A model without ``look_codes`` is measured
+  untold only (its samples at ``w = 1`` are plain samples), to compare with one that has them.
 * guided samples: joint samples from pure noise whose every step mixes the told and the untold estimate,
   ``untold + w (told - untold)`` (classifier-free guidance on the look; ``w = 1`` is the plain told sampler),
   with the told shape drawn (intro / later), the world metric ``shape`` and the shapes drawn. ``--steps``
@@ -87,27 +88,24 @@ def main() -> None:
     for path in args.checkpoints:
         model = load_model(path)
         codes = model.config.look_codes
-        if not codes:
-            raise SystemExit(f"error: {path} has no model.look_codes; it cannot be told looks")
         batch = script_batch(scripts, model)
         truth = shapes_drawn(batch.frames, scripts)
         if not image_rows:
             image_rows.append(strip(batch.frames))
-        variants = {
-            "untold": batch.ids.told(False),
-            "told": batch.ids.told(True),
-            "told wrong": dataclasses.replace(batch.ids, looks=wrong_looks(batch.ids.looks, codes)),
-        }
+        variants = {"untold": batch.ids.told(False)}
+        if codes:
+            variants["told"] = batch.ids.told(True)
+            variants["told wrong"] = dataclasses.replace(batch.ids, looks=wrong_looks(batch.ids.looks, codes))
         noise = torch.randn(batch.frames.shape, generator=torch.Generator().manual_seed(0))
         for name, ids in variants.items():
             cells = []
             for t in levels:
                 pred = predict_clean(model, dataclasses.replace(batch, ids=ids), t, noise)
                 cells.append(told_kept(pred, truth, scripts))
-                if name == "told":
+                if name == ("told" if codes else "untold"):
                     image_rows.append(strip(pred))
             rows.append(f"| {path} | {name} | {' | '.join(cells)} |")
-        for weight, steps in runs:
+        for weight, steps in runs if codes else [run for run in runs if run[0] == 1.0]:
             frames = guided_sample(model, batch, weight, steps)
             iou, drawn = drawn_cells(frames, scripts)
             sample_lines.append(
