@@ -24,13 +24,13 @@ from collections.abc import Iterator
 import numpy as np
 
 from moc.eval.memory import eval_scripts
-from moc.world.appearance import PATTERNS, SHAPES, CharacterLook
+from moc.world.appearance import SHAPES, CharacterLook, patterns_for
 from moc.world.data import first_shots
-from moc.world.render import character_sprite, place_texture
+from moc.world.render import character_sprite, pan_step, place_texture
 from moc.world.scene import Scene
 
 READINGS = ("one frame", "whole shot")
-PAIRS = [(s, p) for s in SHAPES for p in PATTERNS if not (s == "ring" and p == "dot")]  # as the world draws
+PAIRS = [(shape, pattern) for shape in SHAPES for pattern in patterns_for(shape)]  # as the world draws
 
 
 def told_hypotheses(scene: Scene, character: int, frames: slice) -> np.ndarray:
@@ -48,7 +48,7 @@ def shot_background(scene: Scene, shot: int, height: int, width: int) -> np.ndar
     """``(F, H, W, 3)`` in [-1, 1]: the place behind the characters in each frame of ``shot``."""
     spec = scene.script.shots[shot]
     texture = place_texture(scene.appearance.places[spec.place], height, width)
-    step = {"static": 0, "pan_left": spec.pan_speed, "pan_right": -spec.pan_speed}[spec.camera]
+    step = pan_step(spec)
     return np.stack([np.roll(texture, step * t, axis=1) for t in range(spec.frames)]) * 2.0 - 1.0
 
 
@@ -76,10 +76,10 @@ def colour_blind_shape(noisy: np.ndarray, background: np.ndarray, masks: np.ndar
     Every pair is scored on the same pixels (those any pair covers), so residuals compare directly.
     """
     region = masks.any(axis=(0, 1))
+    ground_rss = ((noisy - (1 - t) * background) ** 2).sum(axis=-1)  # (F, H, W), the same for every pair
     residual = np.empty(len(PAIRS))
     for i, (body, accent) in enumerate(masks):
-        ground = region & ~body & ~accent
-        rss = (((noisy - (1 - t) * background)[ground]) ** 2).sum()
+        rss = ground_rss[region & ~body & ~accent].sum()
         for part in (body, accent):
             if part.any():
                 values = noisy[part]

@@ -212,6 +212,25 @@ def test_first_shots_name_the_shot_that_introduces_each_character():
     assert first_shots(script) == {3: 1, 7: 2}  # 9 is cast but never appears
 
 
+def test_every_token_showing_a_character_where_it_enters_is_told_its_look():
+    # A sprite spans two patch rows; its lane must cover both, or half its tokens would go untold.
+    config = DataConfig(batch_size=12, patch_size=8)
+    batch = WorldStream(config, seed=5).batch(0)
+    characters = token_characters(batch, 8)
+    rows, cols = config.height // 8, config.width // 8
+    per_token = batch.ids.looks[:, batch.frame_shot].flatten(1).repeat_interleave(cols, dim=1)
+    assert per_token.shape == characters.shape == (12, len(batch.frame_shot) * rows * cols)
+    shown = 0
+    for i, script in enumerate(batch.scripts):
+        token_shot = batch.frame_shot.repeat_interleave(rows * cols)
+        for cid, shot in first_shots(script).items():
+            entering = (characters[i] == cid) & (token_shot == shot)
+            assert entering.any()
+            assert (per_token[i, entering] > 0).all(), (i, cid)
+            shown += int(entering.sum())
+    assert shown > 100
+
+
 def test_intro_looks_tell_each_character_once_in_the_rows_where_it_enters():
     stream = WorldStream(DataConfig(batch_size=4, patch_size=8), seed=2)
     batch = stream.batch(0)

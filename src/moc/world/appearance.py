@@ -71,6 +71,12 @@ class Appearance:
     places: Mapping[str, PlaceLook]
 
 
+def patterns_for(shape: str) -> tuple[str, ...]:
+    """The accent patterns a character of ``shape`` may have: all of :data:`PATTERNS` but ``dot`` on a ring
+    (a ring has no centre)."""
+    return tuple(p for p in PATTERNS if not (shape == "ring" and p == "dot"))
+
+
 def _hsv(h: float, s: float, v: float) -> RGB:
     r, g, b = colorsys.hsv_to_rgb(float(h) % 1.0, float(s), float(v))
     return (round(r, 4), round(g, 4), round(b, 4))
@@ -121,7 +127,7 @@ def draw_appearance(
     characters = {}
     for i, (cid, hue) in enumerate(zip(cast, hues)):
         shape = SHAPES[shapes[i % len(SHAPES)]]
-        patterns = [p for p in PATTERNS if not (shape == "ring" and p == "dot")]  # a ring has no centre
+        patterns = patterns_for(shape)
         body = _hsv(hue, _between(u[i, 1], 0.8, 1.0), _between(u[i, 2], 0.85, 1.0))
         if u[i, 3] < 0.4:
             accent = _hsv(hue, 0.6, _between(u[i, 4], 0.08, 0.18))  # dark
@@ -153,4 +159,13 @@ def draw_appearance(
     return Appearance(characters=characters, places=place_looks)
 
 
-__all__ = ["FEATURES", "PATTERNS", "SHAPES", "Appearance", "CharacterLook", "PlaceLook", "draw_appearance"]
+__all__ = [
+    "FEATURES",
+    "PATTERNS",
+    "SHAPES",
+    "Appearance",
+    "CharacterLook",
+    "PlaceLook",
+    "draw_appearance",
+    "patterns_for",
+]

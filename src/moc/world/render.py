@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from moc.world.appearance import Appearance, CharacterLook, PlaceLook
-from moc.world.script import Action, Script, ScriptError
+from moc.world.script import Action, Script, ScriptError, Shot
 
 BACKGROUND = -1
 """Label of background pixels in :attr:`Clip.labels`."""
@@ -192,6 +192,12 @@ def track(action: Action, frames: int, width: int, sprite_size: int) -> np.ndarr
     return np.array([math.floor(c - half + 0.5) for c in centres], dtype=np.int64)
 
 
+def pan_step(shot: Shot) -> int:
+    """Pixels the place scrolls right per frame of ``shot`` (frame ``t`` shows the texture rolled by
+    ``pan_step(shot) * t``; negative: left)."""
+    return {"static": 0, "pan_left": shot.pan_speed, "pan_right": -shot.pan_speed}[shot.camera]
+
+
 def max_lanes(height: int, sprite_size: int) -> int:
     """How many characters fit in one shot without their lanes overlapping."""
     return max(1, height // sprite_size)
@@ -259,7 +265,7 @@ def render(
                 sprites[skey] = character_sprite(_look(look.characters, action.id, "character"), size)
             top = lane_top(lane, lanes, height, size)
             placed.append((action.id, top, track(action, shot.frames, width, size), *sprites[skey]))
-        step = {"static": 0, "pan_left": shot.pan_speed, "pan_right": -shot.pan_speed}[shot.camera]
+        step = pan_step(shot)
         for t in range(shot.frames):
             f = f0 + t
             # A window into the texture tiled twice == np.roll(texture, step * t, axis=1), without the copies.
@@ -308,6 +314,7 @@ __all__ = [
     "default_sprite_size",
     "lane_top",
     "max_lanes",
+    "pan_step",
     "place_texture",
     "render",
     "shape_mask",
