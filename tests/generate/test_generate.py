@@ -58,13 +58,21 @@ def test_generation_is_deterministic_by_seed(mode):
 @pytest.mark.parametrize("mode", ["joint", "autoregressive"])
 def test_told_looks_reach_a_model_with_look_codes_and_are_refused_by_others(mode):
     model = tiny_model(script_ids=True, look_codes=6)
-    told = generate_scenes(model, [SCRIPT], mode=mode, steps=2, seed=1, tell_looks=True).frames
-    untold = generate_scenes(model, [SCRIPT], mode=mode, steps=2, seed=1).frames
-    assert (told - untold).abs().max() > 1e-4
+    told = generate_scenes(model, [SCRIPT], mode=mode, steps=2, seed=1, tell_looks=True)
+    untold = generate_scenes(model, [SCRIPT], mode=mode, steps=2, seed=1, tell_looks=False)
+    assert told.told_looks and not untold.told_looks
+    assert (told.frames - untold.frames).abs().max() > 1e-4
+    # By default a model that can be told looks is told them.
+    default = generate_scenes(model, [SCRIPT], mode=mode, steps=2, seed=1)
+    assert default.told_looks
+    torch.testing.assert_close(default.frames, told.frames)
+    assert not generate_scenes(tiny_model(), [SCRIPT], steps=1).told_looks
     with torch.no_grad():
         model.look_in.weight.zero_()
     silent = generate_scenes(model, [SCRIPT], mode=mode, steps=2, seed=1, tell_looks=True).frames
-    torch.testing.assert_close(silent, generate_scenes(model, [SCRIPT], mode=mode, steps=2, seed=1).frames)
+    torch.testing.assert_close(
+        silent, generate_scenes(model, [SCRIPT], mode=mode, steps=2, seed=1, tell_looks=False).frames
+    )
     with pytest.raises(ValueError, match="cannot be told looks"):
         generate_scenes(tiny_model(), [SCRIPT], steps=1, tell_looks=True)
 

@@ -60,10 +60,11 @@ def generate(
         max=1.0,
         help="Sampler steps from a noise level below this draw no fresh noise.",
     ),
-    tell_looks: bool = typer.Option(
-        False,
-        "--tell-looks",
-        help="Tell a model with model.look_codes each character's look where it first appears.",
+    tell_looks: bool | None = typer.Option(
+        None,
+        "--tell-looks/--no-tell-looks",
+        help="Tell the model each character's look (fixed by the script) where it first appears "
+        "(default: when the model has model.look_codes).",
     ),
     history_noise: float | None = typer.Option(
         None,

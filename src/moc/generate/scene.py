@@ -92,6 +92,7 @@ class Generation:
         wall_s: sampling wall-clock seconds.
         mode: ``joint`` or ``autoregressive``.
         spec: the attention spec used.
+        told_looks: whether the model was told each character's look where it first appears.
     """
 
     frames: torch.Tensor
@@ -100,6 +101,7 @@ class Generation:
     wall_s: float
     mode: str
     spec: AttentionSpec
+    told_looks: bool
 
 
 def generate_scenes(
@@ -114,7 +116,7 @@ def generate_scenes(
     eta: float = 1.0,
     deterministic_below: float = DETERMINISTIC_BELOW,
     history_noise: float | None = None,
-    tell_looks: bool = False,
+    tell_looks: bool | None = None,
 ) -> Generation:
     """Generate one video per script (all scripts must share frames per shot).
 
@@ -134,7 +136,8 @@ def generate_scenes(
             history (0: clean; ``None``: :data:`~moc.generate.sampler.HISTORY_NOISE`; see
             :func:`~moc.generate.sampler.sample_autoregressive`).
         tell_looks: tell a model with ``look_codes`` each character's look (the shape of the ground truth's
-            rendering) in the shot that introduces it; later shots are never told.
+            rendering, which the script's appearance seed fixes) in the shot that introduces it; later shots
+            are never told. ``None`` (the default) tells exactly the models that have look codes.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -143,6 +146,7 @@ def generate_scenes(
     spec = spec or model.default_spec(joint=mode == "joint")
     if tell_looks and not model.config.look_codes:
         raise ValueError("this model cannot be told looks (model.look_codes is 0)")
+    told = bool(model.config.look_codes) if tell_looks is None else tell_looks
     batch = script_batch(scripts, model)
     record = AttentionRecord()
     if history_noise is not None and mode != "autoregressive":
@@ -165,9 +169,9 @@ def generate_scenes(
         progress=progress,
         eta=eta,
         deterministic_below=deterministic_below,
-        ids=batch.ids.told(tell_looks),
+        ids=batch.ids.told(told),
     )
-    return Generation(frames, batch, record, time.perf_counter() - begin, mode, spec)
+    return Generation(frames, batch, record, time.perf_counter() - begin, mode, spec, told)
 
 
 def routing_map(record: AttentionRecord, layout: Layout, chunk_size: int | None) -> np.ndarray:
@@ -352,6 +356,7 @@ def write_outputs(
         "shots": len(script.shots),
         "frames": int(frames.shape[0]),
         "tokens": batch.layout.num_tokens,
+        "told_looks": generation.told_looks,
         "density": record.density,
         "attention_flops_vs_dense": record.flops_ratio,
         "wall_s": generation.wall_s,
