@@ -183,6 +183,19 @@ def test_memory_eval_runs_end_to_end(tmp_path):
     assert paths["chart"].stat().st_size > 1000 and json.loads(paths["json"].read_text()) == rows
 
 
+def test_memory_eval_tells_looks_to_the_models_that_have_them_unless_asked_not_to():
+    entries = [EvalModel("told", tiny_model(script_ids=True, look_codes=6)), EvalModel("plain", tiny_model())]
+    told = {
+        r["model"]: r["tell_looks"]
+        for r in evaluate_memory(entries, [Setting("joint", 2)], scenes=1, steps=1, log=lambda _: None)
+    }
+    assert told == {"told": True, "plain": False}
+    untold = evaluate_memory(
+        entries, [Setting("joint", 2)], scenes=1, steps=1, tell_looks=False, log=lambda _: None
+    )
+    assert [r["tell_looks"] for r in untold] == [False, False]
+
+
 def test_inference_top_k_variants_keep_the_models_joint_causality():
     model = tiny_model(joint_causal=False)
     (variant,) = zero_shot_variants("moc", model, [5], [None])

@@ -55,7 +55,10 @@ def memory(
         help="Autoregressive settings: noise level of finished shots in the history (0: clean).",
     ),
     tell_looks: bool = typer.Option(
-        False, help="Tell models with model.look_codes each character's look where it first appears."
+        True,
+        "--tell-looks/--no-tell-looks",
+        help="Tell models with model.look_codes each character's look where it first appears, as "
+        "`moc generate` does (models without look codes are told nothing).",
     ),
     batch_size: int = typer.Option(16, min=1, help="Scenes generated together."),
     seed: int = typer.Option(0, help="Seed of the held-out scenes and the noise."),

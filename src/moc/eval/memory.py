@@ -84,7 +84,7 @@ def evaluate_memory(
     eta: float = 1.0,
     deterministic_below: float = DETERMINISTIC_BELOW,
     history_noise: float | None = None,
-    tell_looks: bool = False,
+    tell_looks: bool = True,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Generate and score held-out scenes for every model and setting.
