@@ -32,7 +32,8 @@ from moc.generate.scene import (
 )
 from moc.models import AttentionSpec
 from moc.train import save_model
-from moc.world import example_script_path
+from moc.world import draw_appearance, example_script_path
+from moc.world.data import intro_looks
 from moc.world.script import ScriptConfig, load_script, random_script
 from tests.models.helpers import tiny_model
 
@@ -181,6 +182,19 @@ def test_memory_eval_runs_end_to_end(tmp_path):
     paths = write_results(rows, tmp_path)
     assert markdown_table(rows).count("\n") == len(rows) + 2
     assert paths["chart"].stat().st_size > 1000 and json.loads(paths["json"].read_text()) == rows
+
+
+def test_script_batches_tell_and_render_each_scripts_own_looks():
+    """The looks come from each script's appearance seed, as `moc world preview` draws them, not one seed."""
+    scripts = eval_scripts(6, 3)
+    model = tiny_model(script_ids=True, look_codes=6)
+    batch = script_batch(scripts, model)
+    lanes = batch.ids.lanes.numpy()
+    for i, script in enumerate(scripts):
+        expected = intro_looks(script, draw_appearance(script), lanes[i])
+        np.testing.assert_array_equal(batch.ids.looks[i].numpy(), expected)
+    assert not torch.equal(batch.frames, script_batch(scripts, model, seed=0).frames)
+    assert len({int(code) for code in batch.ids.looks.unique()} - {0}) > 4  # more than one seed's shapes
 
 
 def test_memory_eval_tells_looks_to_the_models_that_have_them_unless_asked_not_to():

@@ -71,8 +71,10 @@ def data_config_for(
     return config
 
 
-def script_batch(scripts: Sequence[Script], model: MultiShotDiT, seed: int = 0) -> Batch:
-    """A batch of scenes for these scripts (ground truth rendered with appearance seed ``seed``)."""
+def script_batch(scripts: Sequence[Script], model: MultiShotDiT, seed: int | None = None) -> Batch:
+    """A batch of scenes for these scripts: the ground truth and the looks a model can be told, drawn with
+    each script's own appearance seed (``script.seed``, as ``moc world preview`` renders it) unless ``seed``
+    overrides it for all."""
     frames = {s.shot_frames for s in scripts}
     if len(frames) != 1:
         raise ValueError(f"scenes generated together must share frames per shot, got {sorted(frames)}")
