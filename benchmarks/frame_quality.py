@@ -90,6 +90,15 @@ def drawn_cells(frames: torch.Tensor, scripts) -> tuple[str, str]:
     return f"{shape:.3f}", ", ".join(f"{name} {n}" for name, n in drawn.most_common())
 
 
+def kept_by_shape(frames: torch.Tensor, truth: list[str | None], scripts) -> str:
+    """``"circle 30/31, triangle 0/12, ..."``: per true shape, how many of its whole characters ``frames``
+    draw with that shape (every shot), most frequent true shape first."""
+    drawn = shapes_drawn(frames, scripts)
+    totals = Counter(t for t in truth if t is not None)
+    kept = Counter(t for d, t in zip(drawn, truth, strict=True) if t is not None and d == t)
+    return ", ".join(f"{name} {kept[name]}/{n}" for name, n in totals.most_common())
+
+
 def same_shape(pred: torch.Tensor, truth: list[str | None], scripts) -> str:
     """Share of the truth's whole characters whose nearest shape in ``pred`` is the truth's."""
     drawn = shapes_drawn(pred, scripts)

@@ -10,7 +10,8 @@ On held-out 8-shot scenes (those of ``moc eval memory``):
   untold only (its samples at ``w = 1`` are plain samples), to compare with one that has them.
 * guided samples: joint samples from pure noise whose every step mixes the told and the untold estimate,
   ``untold + w (told - untold)`` (classifier-free guidance on the look; ``w = 1`` is the plain told sampler),
-  with the told shape drawn (intro / later), the world metric ``shape`` and the shapes drawn. ``--steps``
+  with the told shape drawn (intro / later), the world metric ``shape``, the shapes drawn and, per true
+  shape, how many of its characters are drawn with it. ``--steps``
   lists sampler step counts to try at ``w = 1``.
 
 Usage: python benchmarks/look_probe.py CHECKPOINT [CHECKPOINT ...] [--scenes N] [--threads N]
@@ -23,7 +24,16 @@ import argparse
 import dataclasses
 
 import torch
-from frame_quality import drawn_cells, predict_clean, save_strips, shapes_drawn, strip, table_head, told_kept
+from frame_quality import (
+    drawn_cells,
+    kept_by_shape,
+    predict_clean,
+    save_strips,
+    shapes_drawn,
+    strip,
+    table_head,
+    told_kept,
+)
 
 from moc.eval.memory import eval_scripts
 from moc.generate.sampler import sample_joint
@@ -109,12 +119,21 @@ def main() -> None:
             frames = guided_sample(model, batch, weight, steps)
             iou, drawn = drawn_cells(frames, scripts)
             sample_lines.append(
-                f"| {path} | {weight:g} | {steps} | {told_kept(frames, truth, scripts)} | {iou} | {drawn} |"
+                f"| {path} | {weight:g} | {steps} | {told_kept(frames, truth, scripts)} | {iou} | {drawn} "
+                f"| {kept_by_shape(frames, truth, scripts)} |"
             )
     print("\n".join(rows))
     print()
     print("joint samples from noise, told, eta 1")
-    print(table_head(["guidance w", "steps", "told shape, intro / later", "shape IoU", "shapes drawn"]))
+    columns = [
+        "guidance w",
+        "steps",
+        "told shape, intro / later",
+        "shape IoU",
+        "shapes drawn",
+        "kept per shape",
+    ]
+    print(table_head(columns))
     print("\n".join(sample_lines))
     if args.image:
         save_strips(image_rows, args.image)

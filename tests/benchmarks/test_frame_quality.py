@@ -1,0 +1,30 @@
+"""Shape counts of benchmarks/frame_quality.py: the truth keeps every shape, a blank frame keeps none."""
+
+import torch
+from frame_quality import kept_by_shape, shapes_drawn
+
+from moc.eval.memory import eval_scripts
+from moc.generate.scene import script_batch
+from moc.models import ModelConfig, MultiShotDiT
+
+
+def parse(cells: str) -> dict[str, tuple[int, int]]:
+    """``"circle 3/4, cross 0/2"`` -> ``{"circle": (3, 4), "cross": (0, 2)}``."""
+    out = {}
+    for cell in cells.split(", "):
+        name, count = cell.rsplit(" ", 1)
+        kept, total = count.split("/")
+        out[name] = (int(kept), int(total))
+    return out
+
+
+def test_kept_by_shape_counts_every_true_shape_and_what_is_drawn_of_it():
+    scripts = eval_scripts(3, shots=4)
+    frames = script_batch(scripts, MultiShotDiT(ModelConfig(width=32, depth=1, heads=2))).frames
+    truth = shapes_drawn(frames, scripts)
+    counts = parse(kept_by_shape(frames, truth, scripts))
+    assert len(counts) > 1 and sum(total for _, total in counts.values()) == sum(t is not None for t in truth)
+    assert all(kept == total for kept, total in counts.values())
+    blank = parse(kept_by_shape(torch.full_like(frames, -1.0), truth, scripts))
+    assert {name: total for name, (_, total) in blank.items()} == {n: t for n, (_, t) in counts.items()}
+    assert all(kept == 0 for kept, _ in blank.values())
