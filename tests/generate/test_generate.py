@@ -246,6 +246,34 @@ def test_joint_generation_routes_with_the_models_joint_causality(tmp_path):
         assert json.loads((out / "summary.json").read_text())["causal"] is causal_expected, (mode, args)
 
 
+def test_cli_generate_tells_looks_by_default_and_not_when_asked(tmp_path):
+    saved = save_model(tiny_model(script_ids=True, look_codes=6), tmp_path / "told.safetensors")
+    app = build_app()
+    common = ["generate", "--checkpoint", str(saved), "--shots", "2", "--steps", "1"]
+    for args, told in (([], True), (["--no-tell-looks"], False), (["--tell-looks"], True)):
+        out = tmp_path / f"run{len(args)}{told}"
+        result = CliRunner().invoke(app, [*common, *args, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert json.loads((out / "summary.json").read_text())["told_looks"] is told, args
+    plain = save_model(tiny_model(), tmp_path / "plain.safetensors")
+    result = CliRunner().invoke(
+        app,
+        [
+            "generate",
+            "--checkpoint",
+            str(plain),
+            "--shots",
+            "2",
+            "--steps",
+            "1",
+            "--tell-looks",
+            "--out",
+            str(tmp_path / "plain"),
+        ],
+    )
+    assert result.exit_code != 0 and "cannot be told looks" in result.output
+
+
 def test_retrieval_precision_counts_later_shots_only_for_non_causal_routing():
     script = load_script(example_script_path())  # place A in shots 0, 2 and 7
     layout = script_batch([script], tiny_model()).layout
