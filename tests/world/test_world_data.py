@@ -220,9 +220,9 @@ def test_every_token_showing_a_character_where_it_enters_is_told_its_look():
     rows, cols = config.height // 8, config.width // 8
     per_token = batch.ids.looks[:, batch.frame_shot].flatten(1).repeat_interleave(cols, dim=1)
     assert per_token.shape == characters.shape == (12, len(batch.frame_shot) * rows * cols)
+    token_shot = batch.frame_shot.repeat_interleave(rows * cols)
     shown = 0
     for i, script in enumerate(batch.scripts):
-        token_shot = batch.frame_shot.repeat_interleave(rows * cols)
         for cid, shot in first_shots(script).items():
             entering = (characters[i] == cid) & (token_shot == shot)
             assert entering.any()

@@ -102,7 +102,6 @@ def evaluate_memory(
         for entry in models:
             videos, record_density, record_flops, wall = [], [], [], 0.0
             spec = entry.spec_for(setting.mode)
-            told = tell_looks and bool(entry.model.config.look_codes)
             for start in range(0, len(scripts), batch_size):
                 part = scripts[start : start + batch_size]
                 result = generate_scenes(
@@ -115,7 +114,7 @@ def evaluate_memory(
                     eta=eta,
                     deterministic_below=deterministic_below,
                     history_noise=level,
-                    tell_looks=told,
+                    tell_looks=None if tell_looks else False,  # None: told if the model has look codes
                 )
                 videos += list(frames_from_tensor(result.frames))
                 record_density.append((result.record.density, len(part)))
@@ -139,7 +138,7 @@ def evaluate_memory(
                 "eta": eta,
                 "deterministic_below": deterministic_below,
                 "history_noise": level,
-                "tell_looks": told,
+                "tell_looks": result.told_looks,
                 "density": sum(d * n for d, n in record_density) / len(scripts),
                 "flops_ratio": sum(f * n for f, n in record_flops) / len(scripts),
                 "s_per_scene": wall / len(scripts),
