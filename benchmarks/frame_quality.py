@@ -18,8 +18,10 @@ Two measurements on held-out 8-shot scenes (those of ``moc eval memory``):
   from the truth; and for generated frames (and the truth) the world metric ``shape`` (IoU with the nearest
   world shape) and which shapes they draw.
 * ``--tell-looks``: models with ``model.look_codes`` are told each character's look (the truth's shape)
-  in the shot that introduces it, in every measurement. The second table then adds, for generated frames,
-  how often the told shape is drawn where it is told and in the later shots that must keep it.
+  (and its paint, to models with ``model.paint_features``) in the shot that introduces it, in every
+  measurement. The second table then adds, for generated frames, how often the told shape is drawn where it
+  is told and in the later shots that must keep it, and how often a character's look is nearest its own in
+  the truth (:func:`paint_kept`).
 
 Usage: python benchmarks/frame_quality.py CHECKPOINT [CHECKPOINT ...] [--scenes N] [--threads N]
     [--steps N] [--eta E] [--deterministic-below T] [--no-estimate] [--tell-looks] [--image PATH]
@@ -106,20 +108,60 @@ def same_shape(pred: torch.Tensor, truth: list[str | None], scripts) -> str:
     return f"{sum(d == t for d, t in pairs) / len(pairs):.2f}"
 
 
-def told_kept(frames: torch.Tensor, truth: list[str | None], scripts) -> str:
-    """``"intro / later"``: the share of whole characters drawn with the truth's shape in the shots that
-    introduce them (where a told model is told it) and in later shots (where it must keep it)."""
-    intro = []  # in the order of shapes_drawn: shot by shot, ids ascending
+def intro_flags(scripts) -> list[bool]:
+    """For every scripted character in every shot, in the order of :func:`shapes_drawn` (shot by shot, ids
+    ascending): whether that shot introduces it (where a told model is told its look)."""
+    intro = []
     for script in scripts:
         first = first_shots(script)
         for s, shot in enumerate(script.shots):
             intro += [first[cid] == s for cid in sorted(a.id for a in shot.characters)]
-    drawn = shapes_drawn(frames, scripts)
+    return intro
+
+
+def intro_later(hits: list[tuple[bool, bool]]) -> str:
+    """``"intro / later"``: the share of true ``(intro, hit)`` hits among the introductions and the rest."""
     cells = []
     for first in (True, False):
-        pairs = [(d, t) for d, t, i in zip(drawn, truth, intro, strict=True) if t is not None and i == first]
-        cells.append(f"{sum(d == t for d, t in pairs) / max(1, len(pairs)):.2f}")
+        chosen = [hit for intro, hit in hits if intro == first]
+        cells.append(f"{sum(chosen) / max(1, len(chosen)):.2f}")
     return " / ".join(cells)
+
+
+def told_kept(frames: torch.Tensor, truth: list[str | None], scripts) -> str:
+    """``"intro / later"``: the share of whole characters drawn with the truth's shape in the shots that
+    introduce them (where a told model is told it) and in later shots (where it must keep it)."""
+    drawn = shapes_drawn(frames, scripts)
+    hits = zip(intro_flags(scripts), drawn, truth, strict=True)
+    return intro_later([(i, d == t) for i, d, t in hits if t is not None])
+
+
+def paint_kept(frames: torch.Tensor, truth_frames: torch.Tensor, scripts) -> str:
+    """``"intro / later"``: the share of characters seen in both ``frames`` and the truth whose look (the
+    world metrics' descriptor: colour per cell and silhouette, as the identity metric compares them) is
+    nearer the truth's same character in the same shot than every other character of the truth's scene.
+    Chance is one over the scene's cast (3 to 4 characters)."""
+    hits = []
+    intro = iter(intro_flags(scripts))
+    for video, real, script in zip(
+        frames_from_tensor(frames), frames_from_tensor(truth_frames), scripts, strict=True
+    ):
+        seen, truth = observe_scene(video, script), observe_scene(real, script)
+        looks = {}  # each character's truth descriptors (every shot that shows it)
+        for shot in truth:
+            for cid, obs in shot.characters.items():
+                if obs.descriptor is not None:
+                    looks.setdefault(cid, []).append(obs.descriptor)
+        for drawn, real_shot in zip(seen, truth, strict=True):
+            for cid in sorted(drawn.characters):
+                first = next(intro)
+                mine, own = drawn.characters[cid].descriptor, real_shot.characters[cid].descriptor
+                if mine is None or own is None:
+                    continue
+                others = [d for o, ds in looks.items() if o != cid for d in ds]
+                nearest_other = min((float(np.linalg.norm(mine - d)) for d in others), default=np.inf)
+                hits.append((first, float(np.linalg.norm(mine - own)) < nearest_other))
+    return intro_later(hits)
 
 
 def table_head(columns: list[str]) -> str:
@@ -231,8 +273,12 @@ def main() -> None:
             iou, drawn = drawn_cells(batch.frames, scripts)
             truth_shape_cells = ["1" for _ in SHAPE_LEVELS + RESAMPLE_FROM] + [iou, drawn, iou, drawn]
             if args.tell_looks:
-                truth_shape_cells[-2:-2] = ["1 / 1"]
-                truth_shape_cells.append("1 / 1")
+                told = [
+                    told_kept(batch.frames, truth_shapes, scripts),
+                    paint_kept(batch.frames, batch.frames, scripts),
+                ]
+                truth_shape_cells[-2:-2] = told
+                truth_shape_cells += told
         noise = torch.randn(batch.frames.shape, generator=torch.Generator().manual_seed(0))
         median = batch.frames.median(dim=-1, keepdim=True).values
         character = ((batch.frames - median).norm(dim=2, keepdim=True) > 0.3).expand_as(batch.frames)
@@ -256,12 +302,16 @@ def main() -> None:
             cells += [f"{chroma:.3f}", f"{rough:.4f}"]
             shape_cells += drawn_cells(frames, scripts)
             if args.tell_looks:
-                shape_cells.append(told_kept(frames, truth_shapes, scripts) if tell else "not told")
+                shape_cells += (
+                    [told_kept(frames, truth_shapes, scripts), paint_kept(frames, batch.frames, scripts)]
+                    if tell
+                    else ["not told", "not told"]
+                )
         print(f"| {path} | {' | '.join(cells)} |", flush=True)
         shape_rows.append(f"| {path} | {' | '.join(shape_cells)} |")
     print(truth_cells)
     print()
-    told_column = ("told shape, intro / later",) if args.tell_looks else ()
+    told_column = ("told shape, intro / later", "look nearest the truth's") if args.tell_looks else ()
     print(
         table_head(
             [f"same shape, one step at t={t}" for t in SHAPE_LEVELS]

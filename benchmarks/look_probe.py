@@ -10,8 +10,9 @@ On held-out 8-shot scenes (those of ``moc eval memory``):
   untold only (its samples at ``w = 1`` are plain samples), to compare with one that has them.
 * guided samples: joint samples from pure noise whose every step mixes the told and the untold estimate,
   ``untold + w (told - untold)`` (classifier-free guidance on the look; ``w = 1`` is the plain told sampler),
-  with the told shape drawn (intro / later), the world metric ``shape``, the shapes drawn and, per true
-  shape, how many of its characters are drawn with it. ``--steps``
+  with the told shape drawn (intro / later), how often a character's whole look is nearest its own in the
+  truth (:func:`frame_quality.paint_kept`: colours and silhouette, intro / later), the world metric
+  ``shape``, the shapes drawn and, per true shape, how many of its characters are drawn with it. ``--steps``
   lists sampler step counts to try at ``w = 1``.
 
 Usage: python benchmarks/look_probe.py CHECKPOINT [CHECKPOINT ...] [--scenes N] [--threads N]
@@ -27,6 +28,7 @@ import torch
 from frame_quality import (
     drawn_cells,
     kept_by_shape,
+    paint_kept,
     predict_clean,
     save_strips,
     shapes_drawn,
@@ -119,7 +121,8 @@ def main() -> None:
             frames = guided_sample(model, batch, weight, steps)
             iou, drawn = drawn_cells(frames, scripts)
             sample_lines.append(
-                f"| {path} | {weight:g} | {steps} | {told_kept(frames, truth, scripts)} | {iou} | {drawn} "
+                f"| {path} | {weight:g} | {steps} | {told_kept(frames, truth, scripts)} "
+                f"| {paint_kept(frames, batch.frames, scripts)} | {iou} | {drawn} "
                 f"| {kept_by_shape(frames, truth, scripts)} |"
             )
     print("\n".join(rows))
@@ -129,6 +132,7 @@ def main() -> None:
         "guidance w",
         "steps",
         "told shape, intro / later",
+        "look nearest the truth's, intro / later",
         "shape IoU",
         "shapes drawn",
         "kept per shape",

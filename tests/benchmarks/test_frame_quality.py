@@ -1,7 +1,8 @@
-"""Shape counts of benchmarks/frame_quality.py: the truth keeps every shape, a blank frame keeps none."""
+"""Counts of benchmarks/frame_quality.py: the truth keeps every shape and look, a blank frame or another
+appearance keeps few."""
 
 import torch
-from frame_quality import kept_by_shape, shapes_drawn
+from frame_quality import kept_by_shape, paint_kept, shapes_drawn
 
 from moc.eval.memory import eval_scripts
 from moc.generate.scene import script_batch
@@ -28,3 +29,14 @@ def test_kept_by_shape_counts_every_true_shape_and_what_is_drawn_of_it():
     blank = parse(kept_by_shape(torch.full_like(frames, -1.0), truth, scripts))
     assert {name: total for name, (_, total) in blank.items()} == {n: t for n, (_, t) in counts.items()}
     assert all(kept == 0 for kept, _ in blank.values())
+
+
+def test_paint_kept_finds_the_truths_looks_and_not_another_appearances():
+    scripts = eval_scripts(4, shots=4)
+    model = MultiShotDiT(ModelConfig(width=32, depth=1, heads=2))
+    truth = script_batch(scripts, model).frames
+    assert paint_kept(truth, truth, scripts) == "1.00 / 1.00"
+    # The same scripts drawn with other looks: a character is rarely nearest its own truth.
+    other = script_batch(scripts, model, seed=12345).frames
+    shares = [float(x) for x in paint_kept(other, truth, scripts).split(" / ")]
+    assert all(share < 0.5 for share in shares), shares

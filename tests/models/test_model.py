@@ -435,3 +435,37 @@ def test_told_looks_start_silent_then_shape_the_prediction_and_are_checked():
     # A model without look_codes ignores looks.
     plain = tiny_model(script_ids=True)
     torch.testing.assert_close(run(plain, ids), run(plain, untold), rtol=0, atol=0)
+
+
+def test_told_paint_starts_silent_then_colours_the_prediction_and_is_checked():
+    batch = tiny_batch(batch_size=2, shots=3)
+    t = torch.rand(2, batch.num_shots)
+    ids = batch.ids
+    assert ids.paint is not None and ids.paint.shape[-1] == 11
+    with pytest.raises(ValueError, match=r"ScriptIds.paint must come with looks .* without looks"):
+        ScriptIds(ids.places, ids.lanes, None, ids.paint)
+    with pytest.raises(ValueError, match=r"paint must come with looks and have shape \(B, S, R, P\)"):
+        ScriptIds(ids.places, ids.lanes, ids.looks, ids.paint[:, :1])
+    with pytest.raises(ValueError, match=r"model\.paint_features needs model\.look_codes"):
+        tiny_config(script_ids=True, paint_features=11)
+
+    model = tiny_model(script_ids=True, look_codes=6, paint_features=11)
+    run = lambda model, ids: model(batch.frames, t, batch.text, batch.layout, ids=ids)
+    shape_only = ScriptIds(ids.places, ids.lanes, ids.looks)
+    with torch.no_grad():
+        model.paint_in.weight.zero_()  # as a grown model starts: telling the paint changes nothing
+        model.look_in.weight[0].zero_()  # the padding row, zero in any trained model
+    torch.testing.assert_close(run(model, ids), run(model, shape_only), rtol=0, atol=0)
+    with torch.no_grad():
+        model.paint_in.weight.normal_(0.0, 0.1)
+    told = run(model, ids)
+    assert (told - run(model, shape_only)).abs().max() > 1e-4
+    other = ScriptIds(ids.places, ids.lanes, ids.looks, ids.paint.roll(1, dims=0))  # the other scene's paint
+    assert (run(model, other) - told).abs().max() > 1e-4
+    half = ids.told(torch.tensor([True, False]))
+    torch.testing.assert_close(run(model, half)[1], run(model, ids.told(False))[1], rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"ids.paint must have 11 features \(model.paint_features\), got 5"):
+        run(model, ScriptIds(ids.places, ids.lanes, ids.looks, ids.paint[..., :5]))
+    # A model told shapes only ignores paint.
+    shapes = tiny_model(script_ids=True, look_codes=6)
+    torch.testing.assert_close(run(shapes, ids), run(shapes, shape_only), rtol=0, atol=0)

@@ -75,7 +75,7 @@ def test_shipped_configs_parse_and_differ_only_in_attention():
 # against stage 12 on 128 held-out scenes instead, and each later stage against stage 14.
 PAIRED_WITH_PREVIOUS = {f"stage{n}" for n in range(13, 20)}
 # What a stage may grow into the model it starts from: self-conditioning, told looks and the shape head.
-GROWABLE = ("self_condition", "look_codes", "shape_classes")
+GROWABLE = ("self_condition", "look_codes", "shape_classes", "paint_features")
 
 
 def test_baseline_stages_differ_from_the_shipped_stages_only_in_attention_and_weights():
@@ -668,6 +668,20 @@ def test_a_stage_can_add_told_looks_to_a_model_with_ids(tmp_path):
     with pytest.raises(CheckpointError, match="look_codes: checkpoint 6 vs model 0"):
         without = MultiShotDiT(tiny_config(script_ids=True))
         load_weights(without, save_model(grown, tmp_path / "grown.safetensors"), grow=True)
+    # A later stage may add the told paint beside the told shape; its map starts at zero too.
+    with torch.no_grad():
+        grown.look_in.weight.normal_(0.0, 0.1)
+    path = save_model(grown, tmp_path / "grown.safetensors")
+    painted = MultiShotDiT(tiny_config(script_ids=True, look_codes=6, paint_features=11)).eval()
+    with pytest.raises(CheckpointError, match="paint_features: checkpoint 0 vs model 11"):
+        load_weights(painted, path)
+    load_weights(painted, path, grow=True)
+    assert set(painted.state_dict()) - set(grown.state_dict()) == {"paint_in.weight"}
+    assert batch.ids.paint is not None and batch.ids.paint.any()
+    torch.testing.assert_close(
+        painted(batch.frames, t, batch.text, batch.layout, ids=batch.ids),
+        grown(batch.frames, t, batch.text, batch.layout, ids=batch.ids),
+    )
 
 
 def test_character_boxes_cover_every_shape_alike_so_the_box_weight_does_not_depend_on_the_shape():

@@ -18,13 +18,15 @@ from moc.world import (
     make_batch,
     shot_caption,
 )
-from moc.world.appearance import SHAPES, draw_appearance
+from moc.world.appearance import PATTERNS, SHAPES, draw_appearance
 from moc.world.captions import tokenize
 from moc.world.data import (
+    PAINT_FEATURES,
     first_shots,
     intro_looks,
     lane_rows,
     measure_throughput,
+    paint_features,
     token_characters,
     token_shapes,
 )
@@ -262,3 +264,26 @@ def test_intro_looks_tell_each_character_once_in_the_rows_where_it_enters():
         [0, 0, code[7], code[7]],  # 3 entered one shot earlier: only 7 is told
         [0, 0, 0, 0],
     ]
+
+
+def test_intro_paint_tells_the_colours_and_pattern_where_the_shape_is_told():
+    stream = WorldStream(DataConfig(batch_size=4, patch_size=8), seed=2)
+    batch = stream.batch(0)
+    looks, paint = batch.ids.looks, batch.ids.paint
+    assert paint is not None and paint.shape == (*looks.shape, PAINT_FEATURES)
+    assert paint.dtype == torch.float32
+    told = paint.abs().sum(-1) > 0
+    assert torch.equal(told, looks > 0)  # the same rows, and never an all-zero told row
+    for b, (script, scene) in enumerate(zip(batch.scripts, stream.scenes(0), strict=True)):
+        for cid, s in first_shots(script).items():
+            look = scene.appearance.characters[cid]
+            rows = paint[b, s][batch.ids.lanes[b, s] == cid + 1]
+            expected = paint_features(look)
+            assert np.allclose(rows.numpy(), expected) and rows.shape[0] > 0
+            np.testing.assert_allclose(expected[:3], np.asarray(look.body) * 2 - 1, rtol=0, atol=1e-6)
+            np.testing.assert_allclose(expected[3:6], np.asarray(look.accent) * 2 - 1, rtol=0, atol=1e-6)
+            assert expected[6:].tolist() == [float(p == look.pattern) for p in PATTERNS]
+    assert torch.equal(batch.prefix(2).ids.paint, paint[:, :2])
+    half = batch.ids.told(torch.tensor([True, False, True, False]))
+    assert torch.equal(half.paint[0], paint[0]) and not half.paint[1].any()
+    assert batch.ids.told(False).paint is None

@@ -63,8 +63,9 @@ def generate(
     tell_looks: bool | None = typer.Option(
         None,
         "--tell-looks/--no-tell-looks",
-        help="Tell the model each character's look (fixed by the script) where it first appears "
-        "(default: when the model has model.look_codes).",
+        help="Tell the model each character's look (fixed by the script) where it first appears: its "
+        "shape, and its colours to a model with model.paint_features (default: when the model has "
+        "model.look_codes).",
     ),
     history_noise: float | None = typer.Option(
         None,

@@ -101,6 +101,11 @@ class ModelConfig:
             often training tells them, and samplers tell them only when asked (``moc generate
             --tell-looks``). Without them a model draws a character's shape from noise alone, and every
             model here drew only circles and squares (docs/training.md, "Shapes").
+        paint_features: how many numbers tell how a character is painted, 0 for none (needs
+            ``look_codes``). A linear map of :attr:`~moc.models.tokens.ScriptIds.paint` (zero-started) is
+            added where ``look_in`` adds the told shape: the world's paint is the body and accent colours
+            and the accent pattern (``moc.world.data.PAINT_FEATURES``). Told only the shape, a model
+            chooses a character's colours where it enters, and at high noise it may blend two of them.
     """
 
     width: int = 128
@@ -127,6 +132,7 @@ class ModelConfig:
     self_condition: bool = False
     shape_classes: int = 0
     look_codes: int = 0
+    paint_features: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -148,6 +154,7 @@ class ModelConfig:
             ("stem_width", "no stem"),
             ("shape_classes", "no shape head"),
             ("look_codes", "no looks told"),
+            ("paint_features", "no paint told"),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -156,6 +163,8 @@ class ModelConfig:
             raise ValueError(f"model.decoder_kind must be one of {DECODER_KINDS}, got {self.decoder_kind!r}")
         if self.look_codes and not self.script_ids:
             raise ValueError("model.look_codes needs model.script_ids: looks are told in the rows of the ids")
+        if self.paint_features and not self.look_codes:
+            raise ValueError("model.paint_features needs model.look_codes: paint is told with the shape")
         if self.width % self.heads:
             raise ValueError(f"model.width ({self.width}) must be divisible by model.heads ({self.heads})")
         if self.head_dim % 2 or self.head_dim < 6:

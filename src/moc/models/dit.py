@@ -404,6 +404,10 @@ class MultiShotDiT(nn.Module):
         if config.look_codes:
             self.look_in = nn.Embedding(config.look_codes + 1, d, padding_idx=0)
             nn.init.zeros_(self.look_in.weight)
+        self.paint_in: nn.Linear | None = None
+        if config.paint_features:
+            self.paint_in = nn.Linear(config.paint_features, d, bias=False)  # zero rows: nothing told
+            nn.init.zeros_(self.paint_in.weight)
         self.blocks = nn.ModuleList(Block(config, i) for i in range(config.depth))
         self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.final_ada = nn.Linear(d, 2 * d)
@@ -479,6 +483,11 @@ class MultiShotDiT(nn.Module):
     def look_parameters(self) -> tuple[str, ...]:
         """Names of the told-look embedding's weights (empty without ``look_codes``)."""
         return ("look_in.weight",) if self.look_in is not None else ()
+
+    @property
+    def paint_parameters(self) -> tuple[str, ...]:
+        """Names of the told-paint map's weights (empty without ``paint_features``)."""
+        return ("paint_in.weight",) if self.paint_in is not None else ()
 
     @property
     def id_bias_parameters(self) -> tuple[str, ...]:
@@ -598,6 +607,8 @@ class MultiShotDiT(nn.Module):
             x[:, is_video] += self.place_id(place) + self.character_id(character)
             if self.look_in is not None and ids.looks is not None:
                 x[:, is_video] += self.look_in(ids.looks[:, video_shot, rows])
+            if self.paint_in is not None and ids.paint is not None:
+                x[:, is_video] += self.paint_in(ids.paint[:, video_shot, rows].to(x.dtype))
             if c.id_bias:
                 id_codes = self._id_codes(place, character, is_video.to(device), x.dtype)
 
@@ -652,6 +663,10 @@ class MultiShotDiT(nn.Module):
         checks = [("places", ids.places, n), ("lanes", ids.lanes, n + 1)]
         if self.look_in is not None and ids.looks is not None:
             checks.append(("looks", ids.looks, self.config.look_codes + 1))
+        p = self.config.paint_features
+        if self.paint_in is not None and ids.paint is not None and ids.paint.shape[-1] != p:
+            got = ids.paint.shape[-1]
+            raise ValueError(f"ids.paint must have {p} features (model.paint_features), got {got}")
         for name, value, high in checks:
             if value.numel() and (int(value.min()) < 0 or int(value.max()) >= high):
                 raise ValueError(

@@ -62,11 +62,16 @@ class ScriptIds:
         looks: ``None`` (nothing told), or ``(B, S, R)`` int64: ``1 +`` the look code of the character in
             that row where the shot introduces it and its look is told, ``0`` elsewhere (read by models with
             ``model.look_codes``; the world's code is the index of the character's shape).
+        paint: ``None``, or ``(B, S, R, P)`` float, told with ``looks``: how the character told in that row
+            is painted, zero in the rows where ``looks`` is 0 (read by models with ``model.paint_features =
+            P``; the world's ``P = 11`` features are the body and accent colours, RGB in [-1, 1], and the
+            accent pattern one-hot: :func:`moc.world.data.intro_paint`).
     """
 
     places: torch.Tensor
     lanes: torch.Tensor
     looks: torch.Tensor | None = None
+    paint: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.places.dim() != 2 or self.lanes.dim() != 3 or self.lanes.shape[:2] != self.places.shape:
@@ -79,9 +84,20 @@ class ScriptIds:
                 f"ScriptIds.looks must have the shape of lanes {tuple(self.lanes.shape)}, got "
                 f"{tuple(self.looks.shape)}"
             )
+        if self.paint is not None and (
+            self.looks is None or self.paint.dim() != 4 or self.paint.shape[:3] != self.lanes.shape
+        ):
+            raise ValueError(
+                f"ScriptIds.paint must come with looks and have shape (B, S, R, P) with (B, S, R) = "
+                f"{tuple(self.lanes.shape)}, got {tuple(self.paint.shape)}"
+                + (" without looks" if self.looks is None else "")
+            )
 
     def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> ScriptIds:
-        return ScriptIds(fn(self.places), fn(self.lanes), None if self.looks is None else fn(self.looks))
+        def maybe(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else fn(x)
+
+        return ScriptIds(fn(self.places), fn(self.lanes), maybe(self.looks), maybe(self.paint))
 
     def prefix(self, shots: int) -> ScriptIds:
         """The ids of the first ``shots`` shots."""
@@ -95,13 +111,15 @@ class ScriptIds:
         return self._map(lambda x: x.to(device))
 
     def told(self, scenes: torch.Tensor | bool) -> ScriptIds:
-        """These ids with looks kept only for the batch elements where ``scenes`` (``(B,)`` bool, or one
-        bool for all) is true; ``False`` drops them (``looks = None``)."""
+        """These ids with looks (and paint) kept only for the batch elements where ``scenes`` (``(B,)``
+        bool, or one bool for all) is true; ``False`` drops them (``looks = paint = None``)."""
         if self.looks is None or scenes is True:
             return self
         if scenes is False:
             return ScriptIds(self.places, self.lanes)
-        return ScriptIds(self.places, self.lanes, self.looks * scenes.to(self.looks.device)[:, None, None])
+        keep = scenes.to(self.looks.device)[:, None, None]
+        paint = None if self.paint is None else self.paint * keep[..., None]
+        return ScriptIds(self.places, self.lanes, self.looks * keep, paint)
 
 
 @functools.lru_cache(maxsize=128)

@@ -86,8 +86,8 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
             grown model adds that bonus to same-id logits from its first step. A stage may add the pixel
             decoder (``decoder_width``), the convolutional stem (``stem_width``) or self-conditioning
             (``self_condition``); their zero-started layers keep the checkpoint's function. It may add the
-            shape head (``shape_classes``), which the frames never read, and the told-look embedding
-            (``look_codes``, zero-started).
+            shape head (``shape_classes``), which the frames never read, the told-look embedding
+            (``look_codes``, zero-started) and the told-paint map (``paint_features``, zero-started).
     """
     path = Path(path)
     meta = read_metadata(path)
@@ -107,6 +107,7 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
                 ("self_condition", set(), model.self_condition_parameters),
                 ("shape_classes", set(), model.shape_head_parameters),
                 ("look_codes", set(), model.look_parameters),
+                ("paint_features", set(), model.paint_parameters),
             )
             for switch, fields, names in parts:
                 if not getattr(saved, switch) and getattr(ours, switch):

@@ -21,7 +21,7 @@ from typing import Any
 from moc.config import MoCConfig
 from moc.models import ModelConfig
 from moc.world.appearance import SHAPES
-from moc.world.data import DataConfig
+from moc.world.data import PAINT_FEATURES, DataConfig
 from moc.world.script import ScriptConfig
 
 
@@ -91,10 +91,11 @@ class OptimConfig:
             noise level. The world's labels stand in for what REPA (Yu et al. 2024) takes from a pretrained
             encoder: a target for the features themselves, so that they say which shape a sprite is before
             its pixels do. Samplers never read the head.
-        tell_looks: probability that a scene of a batch is told its characters' looks (their shapes) in
-            the shots that introduce them (``model.look_codes`` must be the world's six shapes); the other
-            scenes are told nothing, so the model also generates untold. A told look is never repeated in a
-            later shot: the model must keep it. 0 draws no random number for it.
+        tell_looks: probability that a scene of a batch is told its characters' looks (their shapes, and
+            their paint to a model with ``model.paint_features``) in the shots that introduce them
+            (``model.look_codes`` must be the world's six shapes); the other scenes are told nothing, so the
+            model also generates untold. A told look is never repeated in a later shot: the model must keep
+            it. 0 draws no random number for it.
         threads: ``torch.set_num_threads`` (0: leave PyTorch's default).
         id_lr_scale: learning-rate multiplier of the script-id embeddings (and the told-look embedding).
             Adam moves each weight by about ``lr`` per step whatever its gradient, and video tokens enter
@@ -331,6 +332,13 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
             source,
             "train.tell_looks",
             f"needs model.look_codes = {len(SHAPES)} (the world's shapes), got {model.look_codes}",
+        )
+    if train.tell_looks > 0 and model.paint_features not in (0, PAINT_FEATURES):
+        raise _fail(
+            source,
+            "train.tell_looks",
+            f"needs model.paint_features 0 or {PAINT_FEATURES} (the world's paint), "
+            f"got {model.paint_features}",
         )
     if not train.id_lr_scale > 0:
         raise _fail(source, "train.id_lr_scale", f"must be > 0, got {train.id_lr_scale}")

@@ -27,7 +27,7 @@ import torch
 from moc.layout import Layout
 from moc.models.dit import patchify
 from moc.models.tokens import ScriptIds
-from moc.world.appearance import SHAPES, Appearance, draw_appearance
+from moc.world.appearance import PATTERNS, SHAPES, Appearance, CharacterLook, draw_appearance
 from moc.world.captions import (
     Vocabulary,
     caption_length,
@@ -196,6 +196,28 @@ def intro_looks(script: Script, appearance: Appearance, lanes: np.ndarray) -> np
     return out
 
 
+PAINT_FEATURES = 6 + len(PATTERNS)
+"""How many numbers tell how a character is painted (:func:`paint_features`)."""
+
+
+def paint_features(look: CharacterLook) -> np.ndarray:
+    """``(PAINT_FEATURES,)`` float32: the body and accent colours (RGB mapped to [-1, 1], as frames are) and
+    the accent pattern one-hot. Never all zero, so a zero row means nothing told."""
+    pattern = np.zeros(len(PATTERNS), dtype=np.float32)
+    pattern[PATTERNS.index(look.pattern)] = 1.0
+    colours = np.asarray([*look.body, *look.accent], dtype=np.float32) * 2.0 - 1.0
+    return np.concatenate([colours, pattern])
+
+
+def intro_paint(script: Script, appearance: Appearance, lanes: np.ndarray) -> np.ndarray:
+    """``(S, R, PAINT_FEATURES)`` float32: :func:`paint_features` of the character in the rows of the shot
+    where it first appears (the rows :func:`intro_looks` tells its shape), zero everywhere else."""
+    out = np.zeros((*lanes.shape, PAINT_FEATURES), dtype=np.float32)
+    for cid, s in first_shots(script).items():
+        out[s, lanes[s] == cid + 1] = paint_features(appearance.characters[cid])
+    return out
+
+
 def script_ids(
     scripts: Sequence[Script],
     height: int,
@@ -204,15 +226,16 @@ def script_ids(
     appearances: Sequence[Appearance] | None = None,
 ) -> ScriptIds:
     """The :class:`~moc.models.tokens.ScriptIds` of scripts that share their number of shots; with the
-    scenes' ``appearances``, also the looks of the shots that introduce each character
-    (:func:`intro_looks`)."""
+    scenes' ``appearances``, also the looks of the shots that introduce each character: their shapes
+    (:func:`intro_looks`) and paint (:func:`intro_paint`)."""
     places = [[PLACE_IDS.index(shot.place) for shot in s.shots] for s in scripts]
     lanes = np.stack([lane_rows(s, height, patch_size, sprite_size) for s in scripts])
-    looks = None
+    looks = paint = None
     if appearances is not None:
-        told = [intro_looks(s, a, rows) for s, a, rows in zip(scripts, appearances, lanes, strict=True)]
-        looks = torch.from_numpy(np.stack(told))
-    return ScriptIds(torch.tensor(places, dtype=torch.int64), torch.from_numpy(lanes), looks)
+        told = list(zip(scripts, appearances, lanes, strict=True))
+        looks = torch.from_numpy(np.stack([intro_looks(*x) for x in told]))
+        paint = torch.from_numpy(np.stack([intro_paint(*x) for x in told]))
+    return ScriptIds(torch.tensor(places, dtype=torch.int64), torch.from_numpy(lanes), looks, paint)
 
 
 def make_batch(scenes: Sequence[Scene], config: DataConfig, seeds: Sequence[int] | None = None) -> Batch:
@@ -388,15 +411,18 @@ def measure_throughput(config: DataConfig | None = None, batches: int = 20, seed
 
 __all__ = [
     "EVAL_SEED_OFFSET",
+    "PAINT_FEATURES",
     "Batch",
     "DataConfig",
     "WorldStream",
     "eval_set",
     "first_shots",
     "intro_looks",
+    "intro_paint",
     "lane_rows",
     "make_batch",
     "measure_throughput",
+    "paint_features",
     "script_ids",
     "token_characters",
     "token_shapes",
