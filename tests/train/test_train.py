@@ -340,7 +340,7 @@ def shape_supervised(data: dict) -> dict:
 
 
 def looks_told(data: dict) -> dict:
-    data["model"].update(script_ids=True, look_codes=6)
+    data["model"].update(script_ids=True, look_codes=6, paint_features=11)
     data["train"].update(tell_looks=0.5)
     return data
 
@@ -643,6 +643,12 @@ def test_id_embeddings_learn_at_their_own_rate(tmp_path):
     state = torch.load(next((tmp_path / "bias/checkpoints").glob("step_*/state.pt")), weights_only=False)
     depth = data["model"]["depth"]
     assert len(state["optimizer"]["param_groups"][1]["params"]) == 2 + depth  # + one gain pair per block
+    data = tiny_dict(tmp_path / "looks", steps=2)
+    data["model"].update(script_ids=True, look_codes=6, paint_features=11)
+    data["train"].update(tell_looks=0.5)
+    train(config_from_dict(data), progress=False)
+    state = torch.load(next((tmp_path / "looks/checkpoints").glob("step_*/state.pt")), weights_only=False)
+    assert len(state["optimizer"]["param_groups"][1]["params"]) == 4  # + the told look and its paint
 
 
 def test_a_stage_can_add_told_looks_to_a_model_with_ids(tmp_path):

@@ -97,7 +97,8 @@ class OptimConfig:
             model also generates untold. A told look is never repeated in a later shot: the model must keep
             it. 0 draws no random number for it.
         threads: ``torch.set_num_threads`` (0: leave PyTorch's default).
-        id_lr_scale: learning-rate multiplier of the script-id embeddings (and the told-look embedding).
+        id_lr_scale: learning-rate multiplier of the script-id embeddings (and the told look's embedding and
+            paint map).
             Adam moves each weight by about ``lr`` per step whatever its gradient, and video tokens enter
             with a norm of about 7: at the base rate, zero-started ids reached a norm of 0.07 in 2,000
             steps, 1% of a token.
