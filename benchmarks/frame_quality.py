@@ -5,7 +5,8 @@ Two measurements on held-out 8-shot scenes (those of ``moc eval memory``):
 * the floor: ground-truth scenes noised to a low level ``t`` (every shot), and the MSE of the model's clean
   prediction against the truth (in [-1, 1] units), split into character pixels and background. Near ``t = 0``
   the input already shows the answer; what a model loses there it loses in every sample, since a sample's
-  last step is a prediction at ``t = 0.12`` (16 steps).
+  last step is a prediction at ``t = 0.12`` (16 steps). Also the background roughness (below) of the
+  prediction at the lowest level: what the denoiser adds to backgrounds it is all but given.
 * detail kept: the same scenes noised to ``t = 0.22`` or ``0.48`` (levels of the 16-step grid) and sampled
   from there to the end with the default sampler, as in SDEdit. A model that denoises well gives the scene
   back; one that loses a little detail at every step ends with blobs where the truth had diamonds, even
@@ -252,6 +253,7 @@ def main() -> None:
     print(
         table_head(
             [f"floor t={t} (char / bg)" for t in FLOOR_LEVELS]
+            + [f"bg roughness, one step at t={FLOOR_LEVELS[0]}"]
             + [f"{name} (char / bg)" for name in kept]
             + [f"bg {m}, {mode}" for mode in ("joint", "shot by shot") for m in ("chroma", "roughness")]
         )
@@ -266,8 +268,8 @@ def main() -> None:
             chroma, rough = background_stats(batch.frames)
             generated = f"{chroma:.3f} | {rough:.4f}"
             truth_cells = (
-                f"| ground truth | {' | '.join('0 / 0' for _ in FLOOR_LEVELS + RESAMPLE_FROM)} | "
-                f"{generated} | {generated} |"
+                f"| ground truth | {' | '.join('0 / 0' for _ in FLOOR_LEVELS)} | {rough:.4f} | "
+                f"{' | '.join('0 / 0' for _ in RESAMPLE_FROM)} | {generated} | {generated} |"
             )
             rows.append(strip(batch.frames))
             iou, drawn = drawn_cells(batch.frames, scripts)
@@ -290,6 +292,8 @@ def main() -> None:
             cells.append(errors(pred, batch.frames, character))
             if t == FLOOR_LEVELS[0]:
                 rows.append(strip(pred))
+                floor_roughness = f"{background_stats(pred)[1]:.4f}"
+        cells.append(floor_roughness)
         for start in RESAMPLE_FROM:
             pred = resample(model, batch, start, args.steps, args.eta, args.deterministic_below)
             cells.append(errors(pred, batch.frames, character))

@@ -2,8 +2,9 @@
 
 For each (steps, eta[, deterministic_below]): generate held-out 8-shot scenes (those of ``moc eval memory``),
 score them with the world's metrics and measure speckle, the mean absolute difference of horizontally
-neighbouring pixels (in [-1, 1] units; ground truth for comparison). Same scenes and initial noise for every
-setting.
+neighbouring pixels (in [-1, 1] units), and the backgrounds' chroma and roughness
+(:func:`frame_quality.background_stats`, in [0, 1] units); the ground truth's for comparison. Same scenes and
+initial noise for every setting. Models with look codes are told the looks, as ``moc generate`` tells them.
 Usage: python benchmarks/sampler_sweep.py [CHECKPOINT] [--mode joint|autoregressive] [--scenes N]
     [--settings 16:1,16:0.5,16:1:0.5,...] [--threads N]  (a third field: steps from a level below it draw no
     fresh noise; 0 when left out)
@@ -12,6 +13,7 @@ Usage: python benchmarks/sampler_sweep.py [CHECKPOINT] [--mode joint|autoregress
 import argparse
 
 import torch
+from frame_quality import background_stats
 
 from moc.eval.memory import eval_scripts
 from moc.generate.scene import default_checkpoint, generate_scenes, script_batch
@@ -37,17 +39,21 @@ def main() -> None:
     model = load_model(args.checkpoint or default_checkpoint())
     scripts = eval_scripts(args.scenes, shots=8)
     truth = script_batch(scripts[: args.batch_size], model).frames
-    print(f"{args.mode}, {args.scenes} held-out 8-shot scenes; ground-truth speckle {speckle(truth):.3f}")
+    chroma, rough = background_stats(truth)
+    print(
+        f"{args.mode}, {args.scenes} held-out 8-shot scenes; ground truth: speckle {speckle(truth):.3f}, "
+        f"bg chroma {chroma:.3f}, bg roughness {rough:.4f}"
+    )
     columns = ("steps", "eta", "deterministic below", "identity", "place", "presence", "motion", "shape")
-    print(f"| {' | '.join(columns)} | speckle | s/scene |")
-    print("|---" * 10 + "|")
+    print(f"| {' | '.join(columns)} | speckle | bg chroma | bg roughness | s/scene |")
+    print("|---" * 12 + "|")
     for item in args.settings.split(","):
         fields = item.split(":")
         if len(fields) not in (2, 3):
             parser.error(f"--settings entries are steps:eta[:deterministic_below], got {item!r}")
         steps, eta = int(fields[0]), float(fields[1])
         below = float(fields[2]) if len(fields) == 3 else 0.0
-        videos, specks, wall = [], [], 0.0
+        videos, specks, frames, wall = [], [], [], 0.0
         for start in range(0, len(scripts), args.batch_size):
             part = scripts[start : start + args.batch_size]
             result = generate_scenes(
@@ -55,13 +61,16 @@ def main() -> None:
             )
             videos += list(frames_from_tensor(result.frames))
             specks.append(speckle(result.frames) * len(part))
+            frames.append(result.frames)
             wall += result.wall_s
         report = summarize(score_scene(v, s) for v, s in zip(videos, scripts, strict=True))
         cells = [report.get(m) for m in ("identity", "place", "presence", "motion", "shape")]
+        chroma, rough = background_stats(torch.cat(frames))
         print(
             f"| {steps} | {eta:g} | {below:g} | "
             + " | ".join(f"{c:.2f}" for c in cells)
-            + f" | {sum(specks) / len(scripts):.3f} | {wall / len(scripts):.2f} |",
+            + f" | {sum(specks) / len(scripts):.3f} | {chroma:.3f} | {rough:.4f}"
+            + f" | {wall / len(scripts):.2f} |",
             flush=True,
         )
 
