@@ -271,6 +271,17 @@ def test_schedule_gives_chunk_size_and_top_k_by_step(tmp_path):
         (lambda d: d["train"].update(tell_looks=0.5), "train.tell_looks: needs model.look_codes = 6"),
         (lambda d: d["train"].update(tell_looks=1.5), "train.tell_looks: must be a probability"),
         (lambda d: d["model"].update(look_codes=6), "model.look_codes needs model.script_ids"),
+        (
+            lambda d: (
+                d["model"].update(script_ids=True, look_codes=6, paint_features=3),
+                d["train"].update(tell_looks=0.5),
+            ),
+            "train.tell_looks: needs model.paint_features 0 or 11",
+        ),
+        (
+            lambda d: d["model"].update(script_ids=True, paint_features=11),
+            "model.paint_features needs model.look_codes",
+        ),
         (lambda d: d["train"].update(character_region="cell"), "train.character_region: must be one of"),
     ],
 )
