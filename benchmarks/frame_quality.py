@@ -137,16 +137,17 @@ def told_kept(frames: torch.Tensor, truth: list[str | None], scripts) -> str:
     return intro_later([(i, d == t) for i, d, t in hits if t is not None])
 
 
-def paint_kept(frames: torch.Tensor, truth_frames: torch.Tensor, scripts) -> str:
-    """``"intro / later"``: the share of characters seen in both ``frames`` and the truth whose look (the
-    world metrics' descriptor: colour per cell and silhouette, as the identity metric compares them) is
-    nearer the truth's same character in the same shot than every other character of the truth's scene.
-    Chance is one over the scene's cast (3 to 4 characters)."""
-    hits = []
+def look_distances(
+    frames: torch.Tensor, truth_frames: torch.Tensor, scripts
+) -> list[tuple[bool, float, float]]:
+    """For every character seen in both ``frames`` and the truth, in every shot: ``(intro, own, other)``:
+    whether the shot introduces it, the distance of its look (the world metrics' descriptor: colour per cell
+    and silhouette, as the identity metric compares them) from the truth's same character in the same shot,
+    and from the nearest other character of the truth's scene (in any shot)."""
+    out = []
     intro = iter(intro_flags(scripts))
-    for video, real, script in zip(
-        frames_from_tensor(frames), frames_from_tensor(truth_frames), scripts, strict=True
-    ):
+    videos = zip(frames_from_tensor(frames), frames_from_tensor(truth_frames), scripts, strict=True)
+    for video, real, script in videos:
         seen, truth = observe_scene(video, script), observe_scene(real, script)
         looks = {}  # each character's truth descriptors (every shot that shows it)
         for shot in truth:
@@ -160,9 +161,28 @@ def paint_kept(frames: torch.Tensor, truth_frames: torch.Tensor, scripts) -> str
                 if mine is None or own is None:
                     continue
                 others = [d for o, ds in looks.items() if o != cid for d in ds]
-                nearest_other = min((float(np.linalg.norm(mine - d)) for d in others), default=np.inf)
-                hits.append((first, float(np.linalg.norm(mine - own)) < nearest_other))
-    return intro_later(hits)
+                other = min((float(np.linalg.norm(mine - d)) for d in others), default=np.inf)
+                out.append((first, float(np.linalg.norm(mine - own)), other))
+    return out
+
+
+def paint_kept(frames: torch.Tensor, truth_frames: torch.Tensor, scripts) -> str:
+    """``"intro / later"``: the share of characters (:func:`look_distances`) whose look is nearer the truth's
+    same character than every other character of the truth's scene. Chance is about one over the scene's
+    cast (3 to 4 characters)."""
+    return intro_later([(i, own < other) for i, own, other in look_distances(frames, truth_frames, scripts)])
+
+
+def look_error(frames: torch.Tensor, truth_frames: torch.Tensor, scripts) -> str:
+    """``"intro / later"``: the mean distance of a character's look from the truth's same character
+    (:func:`look_distances`; 0 for the truth). Unlike :func:`paint_kept` it also counts what the body colour
+    alone does not decide, such as an accent in the wrong colour or place."""
+    cells = []
+    distances = look_distances(frames, truth_frames, scripts)
+    for first in (True, False):
+        chosen = [own for i, own, _ in distances if i == first]
+        cells.append(f"{sum(chosen) / max(1, len(chosen)):.2f}")
+    return " / ".join(cells)
 
 
 def table_head(columns: list[str]) -> str:

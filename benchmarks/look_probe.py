@@ -11,7 +11,8 @@ On held-out 8-shot scenes (those of ``moc eval memory``):
 * guided samples: joint samples from pure noise whose every step mixes the told and the untold estimate,
   ``untold + w (told - untold)`` (classifier-free guidance on the look; ``w = 1`` is the plain told sampler),
   with the told shape drawn (intro / later), how often a character's whole look is nearest its own in the
-  truth (:func:`frame_quality.paint_kept`: colours and silhouette, intro / later), the world metric
+  truth (:func:`frame_quality.paint_kept`: colours and silhouette, intro / later) and how far
+  (:func:`frame_quality.look_error`), the world metric
   ``shape``, the shapes drawn and, per true shape, how many of its characters are drawn with it. ``--steps``
   lists sampler step counts to try at ``w = 1``.
 
@@ -28,6 +29,7 @@ import torch
 from frame_quality import (
     drawn_cells,
     kept_by_shape,
+    look_error,
     paint_kept,
     predict_clean,
     save_strips,
@@ -120,9 +122,12 @@ def main() -> None:
         for weight, steps in runs if codes else [run for run in runs if run[0] == 1.0]:
             frames = guided_sample(model, batch, weight, steps)
             iou, drawn = drawn_cells(frames, scripts)
+            looks = (
+                f"{paint_kept(frames, batch.frames, scripts)} | {look_error(frames, batch.frames, scripts)}"
+            )
             sample_lines.append(
-                f"| {path} | {weight:g} | {steps} | {told_kept(frames, truth, scripts)} "
-                f"| {paint_kept(frames, batch.frames, scripts)} | {iou} | {drawn} "
+                f"| {path} | {weight:g} | {steps} | {told_kept(frames, truth, scripts)} | {looks} "
+                f"| {iou} | {drawn} "
                 f"| {kept_by_shape(frames, truth, scripts)} |"
             )
     print("\n".join(rows))
@@ -133,6 +138,7 @@ def main() -> None:
         "steps",
         "told shape, intro / later",
         "look nearest the truth's, intro / later",
+        "look's distance from the truth's, intro / later",
         "shape IoU",
         "shapes drawn",
         "kept per shape",
