@@ -166,19 +166,18 @@ def look_distances(
     return out
 
 
-def paint_kept(frames: torch.Tensor, truth_frames: torch.Tensor, scripts) -> str:
-    """``"intro / later"``: the share of characters (:func:`look_distances`) whose look is nearer the truth's
-    same character than every other character of the truth's scene. Chance is about one over the scene's
-    cast (3 to 4 characters)."""
-    return intro_later([(i, own < other) for i, own, other in look_distances(frames, truth_frames, scripts)])
+def paint_kept(distances: list[tuple[bool, float, float]]) -> str:
+    """``"intro / later"`` from :func:`look_distances`: the share of characters whose look is nearer the
+    truth's same character than every other character of the truth's scene. Chance is about one over the
+    scene's cast (3 to 4 characters)."""
+    return intro_later([(i, own < other) for i, own, other in distances])
 
 
-def look_error(frames: torch.Tensor, truth_frames: torch.Tensor, scripts) -> str:
-    """``"intro / later"``: the mean distance of a character's look from the truth's same character
-    (:func:`look_distances`; 0 for the truth). Unlike :func:`paint_kept` it also counts what the body colour
+def look_error(distances: list[tuple[bool, float, float]]) -> str:
+    """``"intro / later"`` from :func:`look_distances`: the mean distance of a character's look from the
+    truth's same character (0 for the truth). Unlike :func:`paint_kept` it also counts what the body colour
     alone does not decide, such as an accent in the wrong colour or place."""
     cells = []
-    distances = look_distances(frames, truth_frames, scripts)
     for first in (True, False):
         chosen = [own for i, own, _ in distances if i == first]
         cells.append(f"{sum(chosen) / max(1, len(chosen)):.2f}")
@@ -297,7 +296,7 @@ def main() -> None:
             if args.tell_looks:
                 told = [
                     told_kept(batch.frames, truth_shapes, scripts),
-                    paint_kept(batch.frames, batch.frames, scripts),
+                    paint_kept(look_distances(batch.frames, batch.frames, scripts)),
                 ]
                 truth_shape_cells[-2:-2] = told
                 truth_shape_cells += told
@@ -327,7 +326,10 @@ def main() -> None:
             shape_cells += drawn_cells(frames, scripts)
             if args.tell_looks:
                 shape_cells += (
-                    [told_kept(frames, truth_shapes, scripts), paint_kept(frames, batch.frames, scripts)]
+                    [
+                        told_kept(frames, truth_shapes, scripts),
+                        paint_kept(look_distances(frames, batch.frames, scripts)),
+                    ]
                     if tell
                     else ["not told", "not told"]
                 )

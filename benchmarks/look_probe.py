@@ -29,6 +29,7 @@ import torch
 from frame_quality import (
     drawn_cells,
     kept_by_shape,
+    look_distances,
     look_error,
     paint_kept,
     predict_clean,
@@ -122,9 +123,8 @@ def main() -> None:
         for weight, steps in runs if codes else [run for run in runs if run[0] == 1.0]:
             frames = guided_sample(model, batch, weight, steps)
             iou, drawn = drawn_cells(frames, scripts)
-            looks = (
-                f"{paint_kept(frames, batch.frames, scripts)} | {look_error(frames, batch.frames, scripts)}"
-            )
+            distances = look_distances(frames, batch.frames, scripts)
+            looks = f"{paint_kept(distances)} | {look_error(distances)}"
             sample_lines.append(
                 f"| {path} | {weight:g} | {steps} | {told_kept(frames, truth, scripts)} | {looks} "
                 f"| {iou} | {drawn} "

@@ -53,23 +53,23 @@ def main() -> None:
             parser.error(f"--settings entries are steps:eta[:deterministic_below], got {item!r}")
         steps, eta = int(fields[0]), float(fields[1])
         below = float(fields[2]) if len(fields) == 3 else 0.0
-        videos, specks, frames, wall = [], [], [], 0.0
+        videos, frames, wall = [], [], 0.0
         for start in range(0, len(scripts), args.batch_size):
             part = scripts[start : start + args.batch_size]
             result = generate_scenes(
                 model, part, mode=args.mode, steps=steps, seed=start, eta=eta, deterministic_below=below
             )
             videos += list(frames_from_tensor(result.frames))
-            specks.append(speckle(result.frames) * len(part))
             frames.append(result.frames)
             wall += result.wall_s
         report = summarize(score_scene(v, s) for v, s in zip(videos, scripts, strict=True))
         cells = [report.get(m) for m in ("identity", "place", "presence", "motion", "shape")]
-        chroma, rough = background_stats(torch.cat(frames))
+        frames = torch.cat(frames)
+        chroma, rough = background_stats(frames)
         print(
             f"| {steps} | {eta:g} | {below:g} | "
             + " | ".join(f"{c:.2f}" for c in cells)
-            + f" | {sum(specks) / len(scripts):.3f} | {chroma:.3f} | {rough:.4f}"
+            + f" | {speckle(frames):.3f} | {chroma:.3f} | {rough:.4f}"
             + f" | {wall / len(scripts):.2f} |",
             flush=True,
         )

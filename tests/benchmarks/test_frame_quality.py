@@ -2,7 +2,7 @@
 appearance keeps few."""
 
 import torch
-from frame_quality import kept_by_shape, look_error, paint_kept, shapes_drawn
+from frame_quality import kept_by_shape, look_distances, look_error, paint_kept, shapes_drawn
 
 from moc.eval.memory import eval_scripts
 from moc.generate.scene import script_batch
@@ -35,10 +35,12 @@ def test_paint_kept_finds_the_truths_looks_and_not_another_appearances():
     scripts = eval_scripts(4, shots=4)
     model = MultiShotDiT(ModelConfig(width=32, depth=1, heads=2))
     truth = script_batch(scripts, model).frames
-    assert paint_kept(truth, truth, scripts) == "1.00 / 1.00"
-    assert look_error(truth, truth, scripts) == "0.00 / 0.00"
+    same = look_distances(truth, truth, scripts)
+    assert paint_kept(same) == "1.00 / 1.00"
+    assert look_error(same) == "0.00 / 0.00"
     # The same scripts drawn with other looks: a character is rarely nearest its own truth.
     other = script_batch(scripts, model, seed=12345).frames
-    shares = [float(x) for x in paint_kept(other, truth, scripts).split(" / ")]
+    distances = look_distances(other, truth, scripts)
+    shares = [float(x) for x in paint_kept(distances).split(" / ")]
     assert all(share < 0.5 for share in shares), shares
-    assert all(float(x) > 0.1 for x in look_error(other, truth, scripts).split(" / "))
+    assert all(float(x) > 0.1 for x in look_error(distances).split(" / "))
