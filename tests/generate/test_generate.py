@@ -33,7 +33,7 @@ from moc.generate.scene import (
 from moc.models import AttentionSpec
 from moc.train import save_model
 from moc.world import draw_appearance, example_script_path
-from moc.world.data import intro_looks, intro_paint
+from moc.world.data import intro_looks, intro_paint, intro_scenery
 from moc.world.script import ScriptConfig, load_script, random_script
 from tests.models.helpers import tiny_model
 
@@ -194,6 +194,8 @@ def test_script_batches_tell_and_render_each_scripts_own_looks():
         appearance = draw_appearance(script)
         np.testing.assert_array_equal(batch.ids.looks[i].numpy(), intro_looks(script, appearance, lanes[i]))
         np.testing.assert_array_equal(batch.ids.paint[i].numpy(), intro_paint(script, appearance, lanes[i]))
+        scenery = intro_scenery(script, appearance, *batch.frames.shape[-2:], model.config.patch_size)
+        np.testing.assert_array_equal(batch.ids.scenery[i].numpy(), scenery)
     assert not torch.equal(batch.frames, script_batch(scripts, model, seed=0).frames)
     assert len({int(code) for code in batch.ids.looks.unique()} - {0}) > 4  # more than one seed's shapes
 

@@ -469,3 +469,33 @@ def test_told_paint_starts_silent_then_colours_the_prediction_and_is_checked():
     # A model told shapes only ignores paint.
     shapes = tiny_model(script_ids=True, look_codes=6)
     torch.testing.assert_close(run(shapes, ids), run(shapes, shape_only), rtol=0, atol=0)
+
+
+def test_told_scenery_starts_silent_then_paints_the_prediction_and_is_checked():
+    batch = tiny_batch(batch_size=2, shots=3)
+    t = torch.rand(2, batch.num_shots)
+    ids = batch.ids
+    assert ids.scenery is not None and ids.scenery.shape[-1] == 17
+    assert ids.scenery[:, 0].abs().sum(-1).min() > 0  # every row of a place's first shot is told
+    with pytest.raises(ValueError, match=r"model\.scenery_features needs model\.script_ids"):
+        tiny_config(scenery_features=17)
+
+    model = tiny_model(script_ids=True, scenery_features=17)
+    run = lambda model, ids: model(batch.frames, t, batch.text, batch.layout, ids=ids)
+    untold = ids.told(False)
+    with torch.no_grad():
+        model.scenery_in.weight.zero_()  # as a grown model starts: telling the scenery changes nothing
+    torch.testing.assert_close(run(model, ids), run(model, untold), rtol=0, atol=0)
+    with torch.no_grad():
+        model.scenery_in.weight.normal_(0.0, 0.1)
+    told = run(model, ids)
+    assert (told - run(model, untold)).abs().max() > 1e-4
+    other = ScriptIds(ids.places, ids.lanes, scenery=ids.scenery.roll(1, dims=0))  # the other scene's
+    assert (run(model, other) - told).abs().max() > 1e-4
+    half = ids.told(torch.tensor([False, True]))
+    torch.testing.assert_close(run(model, half)[0], run(model, untold)[0], rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"ids.scenery must have 17 features \(model.scenery_feat.*got 4"):
+        run(model, ScriptIds(ids.places, ids.lanes, scenery=ids.scenery[..., :4]))
+    # A model without the map ignores scenery.
+    plain = tiny_model(script_ids=True)
+    torch.testing.assert_close(run(plain, ids), run(plain, untold), rtol=0, atol=0)

@@ -76,7 +76,7 @@ def test_shipped_configs_parse_and_differ_only_in_attention():
 PAIRED_WITH_PREVIOUS = {f"stage{n}" for n in range(13, 21)}
 # What a stage may grow into the model it starts from: self-conditioning, told looks, the shape head and told
 # paint.
-GROWABLE = ("self_condition", "look_codes", "shape_classes", "paint_features")
+GROWABLE = ("self_condition", "look_codes", "shape_classes", "paint_features", "scenery_features")
 
 
 def test_baseline_stages_differ_from_the_shipped_stages_only_in_attention_and_weights():
@@ -282,6 +282,13 @@ def test_schedule_gives_chunk_size_and_top_k_by_step(tmp_path):
             lambda d: d["model"].update(script_ids=True, paint_features=11),
             "model.paint_features needs model.look_codes",
         ),
+        (
+            lambda d: (
+                d["model"].update(script_ids=True, look_codes=6, scenery_features=16),
+                d["train"].update(tell_looks=0.5),
+            ),
+            "train.tell_looks: needs model.scenery_features 0 or 17",
+        ),
         (lambda d: d["train"].update(character_region="cell"), "train.character_region: must be one of"),
     ],
 )
@@ -352,7 +359,7 @@ def shape_supervised(data: dict) -> dict:
 
 
 def looks_told(data: dict) -> dict:
-    data["model"].update(script_ids=True, look_codes=6, paint_features=11)
+    data["model"].update(script_ids=True, look_codes=6, paint_features=11, scenery_features=17)
     data["train"].update(tell_looks=0.5)
     return data
 
@@ -656,11 +663,11 @@ def test_id_embeddings_learn_at_their_own_rate(tmp_path):
     depth = data["model"]["depth"]
     assert len(state["optimizer"]["param_groups"][1]["params"]) == 2 + depth  # + one gain pair per block
     data = tiny_dict(tmp_path / "looks", steps=2)
-    data["model"].update(script_ids=True, look_codes=6, paint_features=11)
+    data["model"].update(script_ids=True, look_codes=6, paint_features=11, scenery_features=17)
     data["train"].update(tell_looks=0.5)
     train(config_from_dict(data), progress=False)
     state = torch.load(next((tmp_path / "looks/checkpoints").glob("step_*/state.pt")), weights_only=False)
-    assert len(state["optimizer"]["param_groups"][1]["params"]) == 4  # + the told look and its paint
+    assert len(state["optimizer"]["param_groups"][1]["params"]) == 5  # + the told look, paint and scenery
 
 
 def test_a_stage_can_add_told_looks_to_a_model_with_ids(tmp_path):
@@ -699,6 +706,22 @@ def test_a_stage_can_add_told_looks_to_a_model_with_ids(tmp_path):
     torch.testing.assert_close(
         painted(batch.frames, t, batch.text, batch.layout, ids=batch.ids),
         grown(batch.frames, t, batch.text, batch.layout, ids=batch.ids),
+    )
+    # And the told scenery of places, the same way.
+    with torch.no_grad():
+        painted.paint_in.weight.normal_(0.0, 0.1)
+    path = save_model(painted, tmp_path / "painted.safetensors")
+    scenic = MultiShotDiT(
+        tiny_config(script_ids=True, look_codes=6, paint_features=11, scenery_features=17)
+    ).eval()
+    with pytest.raises(CheckpointError, match="scenery_features: checkpoint 0 vs model 17"):
+        load_weights(scenic, path)
+    load_weights(scenic, path, grow=True)
+    assert set(scenic.state_dict()) - set(painted.state_dict()) == {"scenery_in.weight"}
+    assert batch.ids.scenery is not None and batch.ids.scenery.any()
+    torch.testing.assert_close(
+        scenic(batch.frames, t, batch.text, batch.layout, ids=batch.ids),
+        painted(batch.frames, t, batch.text, batch.layout, ids=batch.ids),
     )
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from moc.models.tokens import ScriptIds
 from moc.world import (
     EVAL_SEED_OFFSET,
     DataConfig,
@@ -18,15 +19,17 @@ from moc.world import (
     make_batch,
     shot_caption,
 )
-from moc.world.appearance import PATTERNS, SHAPES, draw_appearance
+from moc.world.appearance import FEATURES, PATTERNS, SHAPES, draw_appearance
 from moc.world.captions import tokenize
 from moc.world.data import (
     PAINT_FEATURES,
+    SCENERY_FEATURES,
     first_shots,
     intro_looks,
     lane_rows,
     measure_throughput,
     paint_features,
+    scenery_features,
     token_characters,
     token_shapes,
 )
@@ -287,3 +290,37 @@ def test_intro_paint_tells_the_colours_and_pattern_where_the_shape_is_told():
     half = batch.ids.told(torch.tensor([True, False, True, False]))
     assert torch.equal(half.paint[0], paint[0]) and not half.paint[1].any()
     assert batch.ids.told(False).paint is None
+
+
+def test_intro_scenery_tells_each_place_once_as_the_world_renders_its_rows():
+    stream = WorldStream(DataConfig(batch_size=4, patch_size=8), seed=3)
+    batch = stream.batch(0)
+    scenery = batch.ids.scenery
+    b, s, r = batch.ids.lanes.shape
+    assert scenery is not None and scenery.shape == (b, s, r, SCENERY_FEATURES)
+    starts = np.cumsum((0, *batch.shot_frames))
+    for i, (script, scene) in enumerate(zip(batch.scripts, stream.scenes(0), strict=True)):
+        places = [shot.place for shot in script.shots]
+        for shot, place in enumerate(places):
+            told = scenery[i, shot]
+            if place in places[:shot]:  # a revisit: told nothing, kept from memory
+                assert not told.any()
+                continue
+            look = scene.appearance.places[place]
+            expected = scenery_features(look, 32, 32, 8)
+            np.testing.assert_allclose(told.numpy(), expected, rtol=0, atol=1e-6)
+            assert (np.abs(expected).sum(-1) > 0).all()
+            np.testing.assert_allclose(expected[0, 3:6], np.asarray(look.sky) * 2 - 1, rtol=0, atol=1e-6)
+            assert expected[0, 13:16].tolist() == [float(f == look.feature) for f in FEATURES]
+            # The row colours are the rendered frame's, in every patch row no character stands in (a pan
+            # scrolls whole periods of the texture, which keeps a row's mean).
+            frame = batch.frames[i, starts[shot]]  # (3, H, W) in [-1, 1]
+            rows = frame.reshape(3, r, 8 * 32).mean(-1).T  # (R, 3)
+            empty = batch.ids.lanes[i, shot] == 0
+            np.testing.assert_allclose(told[empty, :3].numpy(), rows[empty].numpy(), rtol=0, atol=1e-5)
+    assert torch.equal(batch.prefix(2).ids.scenery, scenery[:, :2])
+    half = batch.ids.told(torch.tensor([True, False, True, False]))
+    assert torch.equal(half.scenery[2], scenery[2]) and not half.scenery[3].any()
+    assert batch.ids.told(False).scenery is None
+    with pytest.raises(ValueError, match=r"ScriptIds.scenery must have shape \(B, S, R, Q\)"):
+        ScriptIds(batch.ids.places, batch.ids.lanes, scenery=scenery[:, :, :1, 0])

@@ -64,8 +64,8 @@ def generate(
         None,
         "--tell-looks/--no-tell-looks",
         help="Tell the model each character's look (fixed by the script) where it first appears: its "
-        "shape, and its colours to a model with model.paint_features (default: when the model has "
-        "model.look_codes).",
+        "shape, and its colours to a model with model.paint_features; and each place's scenery to a model "
+        "with model.scenery_features (default: when the model has model.look_codes).",
     ),
     history_noise: float | None = typer.Option(
         None,

@@ -139,8 +139,9 @@ def generate_scenes(
             :func:`~moc.generate.sampler.sample_autoregressive`).
         tell_looks: tell a model with ``look_codes`` each character's look (the shape of the ground truth's
             rendering, which the script's appearance seed fixes, and to a model with ``paint_features`` its
-            colours and accent pattern) in the shot that introduces it; later shots are never told. ``None``
-            (the default) tells exactly the models that have look codes.
+            colours and accent pattern) in the shot that introduces it, and a model with
+            ``scenery_features`` each place's scenery where it first appears; later shots are never told.
+            ``None`` (the default) tells exactly the models that have look codes.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")

@@ -106,6 +106,12 @@ class ModelConfig:
             added where ``look_in`` adds the told shape: the world's paint is the body and accent colours
             and the accent pattern (``moc.world.data.PAINT_FEATURES``). Told only the shape, a model
             chooses a character's colours where it enters, and at high noise it may blend two of them.
+        scenery_features: how many numbers tell how a place is painted, 0 for none (needs ``script_ids``).
+            A linear map of :attr:`~moc.models.tokens.ScriptIds.scenery` (zero-started) is added to every
+            video token of the shot where a place first appears, per patch row: the world's scenery is the
+            row's mean colour and the place's sky, ground, horizon and faint feature
+            (``moc.world.data.SCENERY_FEATURES``). Captions never describe a place, so untold a model
+            chooses its colours and feature where it first appears; told, it must keep them at revisits.
     """
 
     width: int = 128
@@ -133,6 +139,7 @@ class ModelConfig:
     shape_classes: int = 0
     look_codes: int = 0
     paint_features: int = 0
+    scenery_features: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -155,6 +162,7 @@ class ModelConfig:
             ("shape_classes", "no shape head"),
             ("look_codes", "no looks told"),
             ("paint_features", "no paint told"),
+            ("scenery_features", "no scenery told"),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -165,6 +173,8 @@ class ModelConfig:
             raise ValueError("model.look_codes needs model.script_ids: looks are told in the rows of the ids")
         if self.paint_features and not self.look_codes:
             raise ValueError("model.paint_features needs model.look_codes: paint is told with the shape")
+        if self.scenery_features and not self.script_ids:
+            raise ValueError("model.scenery_features needs model.script_ids: scenery is told with the ids")
         if self.width % self.heads:
             raise ValueError(f"model.width ({self.width}) must be divisible by model.heads ({self.heads})")
         if self.head_dim % 2 or self.head_dim < 6:

@@ -408,6 +408,10 @@ class MultiShotDiT(nn.Module):
         if config.paint_features:
             self.paint_in = nn.Linear(config.paint_features, d, bias=False)  # zero rows: nothing told
             nn.init.zeros_(self.paint_in.weight)
+        self.scenery_in: nn.Linear | None = None
+        if config.scenery_features:
+            self.scenery_in = nn.Linear(config.scenery_features, d, bias=False)  # zero rows: nothing told
+            nn.init.zeros_(self.scenery_in.weight)
         self.blocks = nn.ModuleList(Block(config, i) for i in range(config.depth))
         self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.final_ada = nn.Linear(d, 2 * d)
@@ -490,6 +494,11 @@ class MultiShotDiT(nn.Module):
         return ("paint_in.weight",) if self.paint_in is not None else ()
 
     @property
+    def scenery_parameters(self) -> tuple[str, ...]:
+        """Names of the told-scenery map's weights (empty without ``scenery_features``)."""
+        return ("scenery_in.weight",) if self.scenery_in is not None else ()
+
+    @property
     def id_bias_parameters(self) -> tuple[str, ...]:
         """Names of the per-block id-bias gains (empty without ``id_bias``)."""
         return tuple(f"blocks.{i}.id_gain" for i in range(self.config.depth)) if self.config.id_bias else ()
@@ -531,8 +540,9 @@ class MultiShotDiT(nn.Module):
             generator: random generator of drop-off / drop-in in training mode.
             record: accumulates attention cost and routing hits.
             ids: the script's ids of every shot of ``layout`` (required with ``script_ids``, ignored
-                without; cached shots' entries are ignored). Their ``looks`` are read by models with
-                ``look_codes`` and ignored by others; ``ids.told(False)`` tells a model nothing.
+                without; cached shots' entries are ignored). What they tell is read by models made to read it
+                (``looks`` with ``look_codes``, ``paint`` with ``paint_features``, ``scenery`` with
+                ``scenery_features``) and ignored by others; ``ids.told(False)`` tells a model nothing.
             previous: ``(B, F, C, H, W)`` the model's previous clean estimate of ``frames`` (only for models
                 with ``self_condition``; ``None`` reads zeros, "no estimate yet").
             return_features: also return the video tokens' final features (what the pixel decoder and the
@@ -609,6 +619,8 @@ class MultiShotDiT(nn.Module):
                 x[:, is_video] += self.look_in(ids.looks[:, video_shot, rows])
             if self.paint_in is not None and ids.paint is not None:
                 x[:, is_video] += self.paint_in(ids.paint[:, video_shot, rows].to(x.dtype))
+            if self.scenery_in is not None and ids.scenery is not None:
+                x[:, is_video] += self.scenery_in(ids.scenery[:, video_shot, rows].to(x.dtype))
             if c.id_bias:
                 id_codes = self._id_codes(place, character, is_video.to(device), x.dtype)
 
@@ -663,10 +675,14 @@ class MultiShotDiT(nn.Module):
         checks = [("places", ids.places, n), ("lanes", ids.lanes, n + 1)]
         if self.look_in is not None and ids.looks is not None:
             checks.append(("looks", ids.looks, self.config.look_codes + 1))
-        p = self.config.paint_features
-        if self.paint_in is not None and ids.paint is not None and ids.paint.shape[-1] != p:
-            got = ids.paint.shape[-1]
-            raise ValueError(f"ids.paint must have {p} features (model.paint_features), got {got}")
+        for name, told, width in (
+            ("paint", ids.paint, self.config.paint_features),
+            ("scenery", ids.scenery, self.config.scenery_features),
+        ):
+            if width and told is not None and told.shape[-1] != width:
+                raise ValueError(
+                    f"ids.{name} must have {width} features (model.{name}_features), got {told.shape[-1]}"
+                )
         for name, value, high in checks:
             if value.numel() and (int(value.min()) < 0 or int(value.max()) >= high):
                 raise ValueError(

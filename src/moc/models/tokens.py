@@ -66,12 +66,17 @@ class ScriptIds:
             is painted, zero in the rows where ``looks`` is 0 (read by models with ``model.paint_features =
             P``; the world's ``P = 11`` features are the body and accent colours, RGB in [-1, 1], and the
             accent pattern one-hot: :func:`moc.world.data.intro_paint`).
+        scenery: ``None``, or ``(B, S, R, Q)`` float: how the place is painted in each patch row of the
+            shot where it first appears, zero in every other shot (read by models with
+            ``model.scenery_features = Q``; the world's ``Q = 17`` features are the row's mean colour and the
+            place's colours, horizon and faint feature: :func:`moc.world.data.intro_scenery`).
     """
 
     places: torch.Tensor
     lanes: torch.Tensor
     looks: torch.Tensor | None = None
     paint: torch.Tensor | None = None
+    scenery: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.places.dim() != 2 or self.lanes.dim() != 3 or self.lanes.shape[:2] != self.places.shape:
@@ -92,12 +97,21 @@ class ScriptIds:
                 f"{tuple(self.lanes.shape)}, got {tuple(self.paint.shape)}"
                 + (" without looks" if self.looks is None else "")
             )
+        if self.scenery is not None and (
+            self.scenery.dim() != 4 or self.scenery.shape[:3] != self.lanes.shape
+        ):
+            raise ValueError(
+                f"ScriptIds.scenery must have shape (B, S, R, Q) with (B, S, R) = {tuple(self.lanes.shape)}, "
+                f"got {tuple(self.scenery.shape)}"
+            )
 
     def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> ScriptIds:
         def maybe(x: torch.Tensor | None) -> torch.Tensor | None:
             return None if x is None else fn(x)
 
-        return ScriptIds(fn(self.places), fn(self.lanes), maybe(self.looks), maybe(self.paint))
+        return ScriptIds(
+            fn(self.places), fn(self.lanes), maybe(self.looks), maybe(self.paint), maybe(self.scenery)
+        )
 
     def prefix(self, shots: int) -> ScriptIds:
         """The ids of the first ``shots`` shots."""
@@ -111,15 +125,18 @@ class ScriptIds:
         return self._map(lambda x: x.to(device))
 
     def told(self, scenes: torch.Tensor | bool) -> ScriptIds:
-        """These ids with looks (and paint) kept only for the batch elements where ``scenes`` (``(B,)``
-        bool, or one bool for all) is true; ``False`` drops them (``looks = paint = None``)."""
-        if self.looks is None or scenes is True:
+        """These ids with what they tell (looks, paint and scenery) kept only for the batch elements where
+        ``scenes`` (``(B,)`` bool, or one bool for all) is true; ``False`` drops it all (``None``)."""
+        if scenes is True:
             return self
         if scenes is False:
             return ScriptIds(self.places, self.lanes)
-        keep = scenes.to(self.looks.device)[:, None, None]
-        paint = None if self.paint is None else self.paint * keep[..., None]
-        return ScriptIds(self.places, self.lanes, self.looks * keep, paint)
+        keep = scenes.to(self.lanes.device)
+
+        def kept(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x * keep.view(-1, *[1] * (x.dim() - 1))
+
+        return ScriptIds(self.places, self.lanes, kept(self.looks), kept(self.paint), kept(self.scenery))
 
 
 @functools.lru_cache(maxsize=128)

@@ -87,7 +87,8 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
             decoder (``decoder_width``), the convolutional stem (``stem_width``) or self-conditioning
             (``self_condition``); their zero-started layers keep the checkpoint's function. It may add the
             shape head (``shape_classes``), which the frames never read, the told-look embedding
-            (``look_codes``, zero-started) and the told-paint map (``paint_features``, zero-started).
+            (``look_codes``, zero-started) and the told-paint and told-scenery maps (``paint_features``,
+            ``scenery_features``, zero-started).
     """
     path = Path(path)
     meta = read_metadata(path)
@@ -108,6 +109,7 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
                 ("shape_classes", set(), model.shape_head_parameters),
                 ("look_codes", set(), model.look_parameters),
                 ("paint_features", set(), model.paint_parameters),
+                ("scenery_features", set(), model.scenery_parameters),
             )
             for switch, fields, names in parts:
                 if not getattr(saved, switch) and getattr(ours, switch):

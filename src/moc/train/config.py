@@ -21,7 +21,7 @@ from typing import Any
 from moc.config import MoCConfig
 from moc.models import ModelConfig
 from moc.world.appearance import SHAPES
-from moc.world.data import PAINT_FEATURES, DataConfig
+from moc.world.data import PAINT_FEATURES, SCENERY_FEATURES, DataConfig
 from moc.world.script import ScriptConfig
 
 
@@ -92,13 +92,14 @@ class OptimConfig:
             encoder: a target for the features themselves, so that they say which shape a sprite is before
             its pixels do. Samplers never read the head.
         tell_looks: probability that a scene of a batch is told its characters' looks (their shapes, and
-            their paint to a model with ``model.paint_features``) in the shots that introduce them
+            their paint to a model with ``model.paint_features``) in the shots that introduce them, and the
+            places' scenery to a model with ``model.scenery_features`` where each place first appears
             (``model.look_codes`` must be the world's six shapes); the other scenes are told nothing, so the
             model also generates untold. A told look is never repeated in a later shot: the model must keep
             it. 0 draws no random number for it.
         threads: ``torch.set_num_threads`` (0: leave PyTorch's default).
         id_lr_scale: learning-rate multiplier of the script-id embeddings (and the told look's embedding and
-            paint map).
+            the paint and scenery maps).
             Adam moves each weight by about ``lr`` per step whatever its gradient, and video tokens enter
             with a norm of about 7: at the base rate, zero-started ids reached a norm of 0.07 in 2,000
             steps, 1% of a token.
@@ -334,13 +335,14 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
             "train.tell_looks",
             f"needs model.look_codes = {len(SHAPES)} (the world's shapes), got {model.look_codes}",
         )
-    if train.tell_looks > 0 and model.paint_features not in (0, PAINT_FEATURES):
-        raise _fail(
-            source,
-            "train.tell_looks",
-            f"needs model.paint_features 0 or {PAINT_FEATURES} (the world's paint), "
-            f"got {model.paint_features}",
-        )
+    for name, world in (("paint", PAINT_FEATURES), ("scenery", SCENERY_FEATURES)):
+        if train.tell_looks > 0 and getattr(model, f"{name}_features") not in (0, world):
+            raise _fail(
+                source,
+                "train.tell_looks",
+                f"needs model.{name}_features 0 or {world} (the world's {name}), "
+                f"got {getattr(model, f'{name}_features')}",
+            )
     if not train.id_lr_scale > 0:
         raise _fail(source, "train.id_lr_scale", f"must be > 0, got {train.id_lr_scale}")
     if train.character_region not in CHARACTER_REGIONS:

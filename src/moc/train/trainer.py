@@ -246,7 +246,12 @@ def train(
             p.requires_grad_(name in head)
     # The EMA copy is only ever evaluated: in eval mode routing applies no drop-off / drop-in.
     ema = copy.deepcopy(model).requires_grad_(False).eval()
-    ids = set(model.script_id_parameters) | set(model.look_parameters) | set(model.paint_parameters)
+    ids = {
+        *model.script_id_parameters,
+        *model.look_parameters,
+        *model.paint_parameters,
+        *model.scenery_parameters,
+    }
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     trained = [p for _, p in named]
     id_weights = [p for n, p in named if n in ids]

@@ -27,7 +27,15 @@ import torch
 from moc.layout import Layout
 from moc.models.dit import patchify
 from moc.models.tokens import ScriptIds
-from moc.world.appearance import PATTERNS, SHAPES, Appearance, CharacterLook, draw_appearance
+from moc.world.appearance import (
+    FEATURES,
+    PATTERNS,
+    SHAPES,
+    Appearance,
+    CharacterLook,
+    PlaceLook,
+    draw_appearance,
+)
 from moc.world.captions import (
     Vocabulary,
     caption_length,
@@ -35,7 +43,7 @@ from moc.world.captions import (
     global_caption_length,
     shot_caption,
 )
-from moc.world.render import lane_top
+from moc.world.render import lane_top, place_texture
 from moc.world.scene import Scene
 from moc.world.script import PLACE_IDS, Script, ScriptConfig
 
@@ -218,24 +226,68 @@ def intro_paint(script: Script, appearance: Appearance, lanes: np.ndarray) -> np
     return out
 
 
+SCENERY_FEATURES = 14 + len(FEATURES)
+"""How many numbers tell how one patch row of a place is painted (:func:`scenery_features`)."""
+
+
+def scenery_features(look: PlaceLook, height: int, width: int, patch_size: int) -> np.ndarray:
+    """``(height / patch_size, SCENERY_FEATURES)`` float32: per patch row of a ``height x width`` frame of
+    the place, the row's mean colour as the world renders it (shading and feature included), then the
+    place's sky and ground colours, its horizon, its feature's colour, kind (one-hot) and repeats. Colours
+    are RGB mapped to [-1, 1], as frames are; the horizon (a fraction of the height) and ``repeats / 4``
+    likewise. Never all zero, so a zero row means nothing told."""
+    texture = place_texture(look, height, width)  # (H, W, 3) in [0, 1]; periodic in x, so a pan keeps it
+    rows = texture.reshape(height // patch_size, patch_size * width, 3).mean(axis=1)
+    kind = np.zeros(len(FEATURES), dtype=np.float32)
+    kind[FEATURES.index(look.feature)] = 1.0
+    place = np.concatenate(
+        [
+            np.asarray([*look.sky, *look.ground, look.horizon], dtype=np.float32) * 2.0 - 1.0,
+            np.asarray(look.feature_color, dtype=np.float32) * 2.0 - 1.0,
+            kind,
+            np.asarray([look.repeats / 4.0 * 2.0 - 1.0], dtype=np.float32),
+        ]
+    )
+    return np.concatenate([rows * 2.0 - 1.0, np.repeat(place[None], len(rows), axis=0)], axis=1)
+
+
+def intro_scenery(
+    script: Script, appearance: Appearance, height: int, width: int, patch_size: int
+) -> np.ndarray:
+    """``(S, height / patch_size, SCENERY_FEATURES)`` float32: :func:`scenery_features` of the place in the
+    shot where it first appears, zero in every other shot (which must keep the place from memory)."""
+    out = np.zeros((len(script.shots), height // patch_size, SCENERY_FEATURES), dtype=np.float32)
+    seen: set[str] = set()
+    for s, shot in enumerate(script.shots):
+        if shot.place not in seen:
+            seen.add(shot.place)
+            out[s] = scenery_features(appearance.places[shot.place], height, width, patch_size)
+    return out
+
+
 def script_ids(
     scripts: Sequence[Script],
     height: int,
+    width: int,
     patch_size: int,
     sprite_size: int,
     appearances: Sequence[Appearance] | None = None,
 ) -> ScriptIds:
     """The :class:`~moc.models.tokens.ScriptIds` of scripts that share their number of shots; with the
-    scenes' ``appearances``, also the looks of the shots that introduce each character: their shapes
-    (:func:`intro_looks`) and paint (:func:`intro_paint`)."""
+    scenes' ``appearances``, also the looks told where each character or place first appears: the
+    characters' shapes (:func:`intro_looks`) and paint (:func:`intro_paint`), and the places' scenery
+    (:func:`intro_scenery`)."""
     places = [[PLACE_IDS.index(shot.place) for shot in s.shots] for s in scripts]
     lanes = np.stack([lane_rows(s, height, patch_size, sprite_size) for s in scripts])
-    looks = paint = None
+    looks = paint = scenery = None
     if appearances is not None:
         told = list(zip(scripts, appearances, lanes, strict=True))
         looks = torch.from_numpy(np.stack([intro_looks(*x) for x in told]))
         paint = torch.from_numpy(np.stack([intro_paint(*x) for x in told]))
-    return ScriptIds(torch.tensor(places, dtype=torch.int64), torch.from_numpy(lanes), looks, paint)
+        scenery = torch.from_numpy(
+            np.stack([intro_scenery(s, a, height, width, patch_size) for s, a, _ in told])
+        )
+    return ScriptIds(torch.tensor(places, dtype=torch.int64), torch.from_numpy(lanes), looks, paint, scenery)
 
 
 def make_batch(scenes: Sequence[Scene], config: DataConfig, seeds: Sequence[int] | None = None) -> Batch:
@@ -278,6 +330,7 @@ def make_batch(scenes: Sequence[Scene], config: DataConfig, seeds: Sequence[int]
         ids=script_ids(
             [s.script for s in scenes],
             config.height,
+            config.width,
             config.patch_size,
             clips[0].sprite_size,
             [s.appearance for s in scenes],
@@ -412,6 +465,7 @@ def measure_throughput(config: DataConfig | None = None, batches: int = 20, seed
 __all__ = [
     "EVAL_SEED_OFFSET",
     "PAINT_FEATURES",
+    "SCENERY_FEATURES",
     "Batch",
     "DataConfig",
     "WorldStream",
