@@ -21,8 +21,10 @@ Two measurements on held-out 8-shot scenes (those of ``moc eval memory``):
 * ``--tell-looks``: models with ``model.look_codes`` are told each character's look (the truth's shape)
   (and its paint, to models with ``model.paint_features``) in the shot that introduces it, in every
   measurement. The second table then adds, for generated frames, how often the told shape is drawn where it
-  is told and in the later shots that must keep it, and how often a character's look is nearest its own in
-  the truth (:func:`paint_kept`).
+  is told and in the later shots that must keep it, how often a character's look is nearest its own in
+  the truth (:func:`paint_kept`), and how often a shot's place is nearest its own in the truth, with its
+  mean distance from it (:func:`place_distances`; told to models with ``model.scenery_features`` where the
+  place first appears).
 
 Usage: python benchmarks/frame_quality.py CHECKPOINT [CHECKPOINT ...] [--scenes N] [--threads N]
     [--steps N] [--eta E] [--deterministic-below T] [--no-estimate] [--tell-looks] [--image PATH]
@@ -137,6 +139,13 @@ def told_kept(frames: torch.Tensor, truth: list[str | None], scripts) -> str:
     return intro_later([(i, d == t) for i, d, t in hits if t is not None])
 
 
+def observed_pairs(frames: torch.Tensor, truth_frames: torch.Tensor, scripts):
+    """``(seen, truth, script)`` per scene: the world metrics' observations of ``frames`` and of the truth."""
+    videos = zip(frames_from_tensor(frames), frames_from_tensor(truth_frames), scripts, strict=True)
+    for video, real, script in videos:
+        yield observe_scene(video, script), observe_scene(real, script), script
+
+
 def look_distances(
     frames: torch.Tensor, truth_frames: torch.Tensor, scripts
 ) -> list[tuple[bool, float, float]]:
@@ -146,9 +155,7 @@ def look_distances(
     and from the nearest other character of the truth's scene (in any shot)."""
     out = []
     intro = iter(intro_flags(scripts))
-    videos = zip(frames_from_tensor(frames), frames_from_tensor(truth_frames), scripts, strict=True)
-    for video, real, script in videos:
-        seen, truth = observe_scene(video, script), observe_scene(real, script)
+    for seen, truth, _ in observed_pairs(frames, truth_frames, scripts):
         looks = {}  # each character's truth descriptors (every shot that shows it)
         for shot in truth:
             for cid, obs in shot.characters.items():
@@ -166,22 +173,50 @@ def look_distances(
     return out
 
 
+def place_distances(
+    frames: torch.Tensor, truth_frames: torch.Tensor, scripts
+) -> list[tuple[bool, float, float]]:
+    """For every shot whose place both ``frames`` and the truth show: ``(intro, own, other)``: whether the
+    shot is the place's first (where a model with ``scenery_features`` is told it), the distance of its
+    place descriptor (the place metric's: background colour per horizontal band) from the truth's same shot,
+    and from the nearest shot of another place in the truth's scene."""
+    out = []
+    for seen, truth, script in observed_pairs(frames, truth_frames, scripts):
+        places = [shot.place for shot in script.shots]
+        for s, (drawn, real) in enumerate(zip(seen, truth, strict=True)):
+            if not (drawn.place_found and real.place_found):
+                continue
+            others = [t.place_descriptor for t, p in zip(truth, places) if p != places[s] and t.place_found]
+            mine = drawn.place_descriptor
+            own = float(np.linalg.norm(mine - real.place_descriptor))
+            other = min((float(np.linalg.norm(mine - d)) for d in others), default=np.inf)
+            out.append((places.index(places[s]) == s, own, other))
+    return out
+
+
 def paint_kept(distances: list[tuple[bool, float, float]]) -> str:
     """``"intro / later"`` from :func:`look_distances`: the share of characters whose look is nearer the
     truth's same character than every other character of the truth's scene. Chance is about one over the
-    scene's cast (3 to 4 characters)."""
+    scene's cast (3 to 4 characters). From :func:`place_distances`, the same for places."""
     return intro_later([(i, own < other) for i, own, other in distances])
 
 
 def look_error(distances: list[tuple[bool, float, float]]) -> str:
     """``"intro / later"`` from :func:`look_distances`: the mean distance of a character's look from the
     truth's same character (0 for the truth). Unlike :func:`paint_kept` it also counts what the body colour
-    alone does not decide, such as an accent in the wrong colour or place."""
+    alone does not decide, such as an accent in the wrong colour or place. From :func:`place_distances`, the
+    same for places."""
     cells = []
     for first in (True, False):
         chosen = [own for i, own, _ in distances if i == first]
         cells.append(f"{sum(chosen) / max(1, len(chosen)):.2f}")
     return " / ".join(cells)
+
+
+def place_cells(frames: torch.Tensor, truth_frames: torch.Tensor, scripts) -> list[str]:
+    """``[nearest, distance]`` (intro / later each) of :func:`place_distances`."""
+    distances = place_distances(frames, truth_frames, scripts)
+    return [paint_kept(distances), look_error(distances)]
 
 
 def table_head(columns: list[str]) -> str:
@@ -297,6 +332,7 @@ def main() -> None:
                 told = [
                     told_kept(batch.frames, truth_shapes, scripts),
                     paint_kept(look_distances(batch.frames, batch.frames, scripts)),
+                    *place_cells(batch.frames, batch.frames, scripts),
                 ]
                 truth_shape_cells[-2:-2] = told
                 truth_shape_cells += told
@@ -332,12 +368,19 @@ def main() -> None:
                     ]
                     if tell
                     else ["not told", "not told"]
-                )
+                ) + place_cells(frames, batch.frames, scripts)
         print(f"| {path} | {' | '.join(cells)} |", flush=True)
         shape_rows.append(f"| {path} | {' | '.join(shape_cells)} |")
     print(truth_cells)
     print()
-    told_column = ("told shape, intro / later", "look nearest the truth's") if args.tell_looks else ()
+    told_column = ()
+    if args.tell_looks:
+        told_column = (
+            "told shape, intro / later",
+            "look nearest the truth's",
+            "place nearest",
+            "place distance",
+        )
     print(
         table_head(
             [f"same shape, one step at t={t}" for t in SHAPE_LEVELS]

@@ -2,7 +2,14 @@
 appearance keeps few."""
 
 import torch
-from frame_quality import kept_by_shape, look_distances, look_error, paint_kept, shapes_drawn
+from frame_quality import (
+    kept_by_shape,
+    look_distances,
+    look_error,
+    paint_kept,
+    place_distances,
+    shapes_drawn,
+)
 
 from moc.eval.memory import eval_scripts
 from moc.generate.scene import script_batch
@@ -44,3 +51,16 @@ def test_paint_kept_finds_the_truths_looks_and_not_another_appearances():
     shares = [float(x) for x in paint_kept(distances).split(" / ")]
     assert all(share < 0.5 for share in shares), shares
     assert all(float(x) > 0.1 for x in look_error(distances).split(" / "))
+
+
+def test_place_distances_find_the_truths_places_and_not_another_appearances():
+    scripts = eval_scripts(6, shots=6)
+    model = MultiShotDiT(ModelConfig(width=32, depth=1, heads=2))
+    truth = script_batch(scripts, model).frames
+    same = place_distances(truth, truth, scripts)
+    assert sum(intro for intro, _, _ in same) >= 6 and sum(not intro for intro, _, _ in same) > 0
+    assert paint_kept(same) == "1.00 / 1.00" and look_error(same) == "0.00 / 0.00"
+    other = place_distances(script_batch(scripts, model, seed=12345).frames, truth, scripts)
+    shares = [float(x) for x in paint_kept(other).split(" / ")]
+    assert all(share < 0.7 for share in shares), shares
+    assert all(float(x) > 0.1 for x in look_error(other).split(" / "))
