@@ -73,9 +73,9 @@ def test_shipped_configs_parse_and_differ_only_in_attention():
 # Stages trained with no twins of their own. Stage 13 trains the whole model on from the head stage 12, whose
 # twins are stage 11's; their weights were lost (docs/training.md, stage 13), so stage 13 is measured paired
 # against stage 12 on 128 held-out scenes instead, and each later stage against stage 14.
-PAIRED_WITH_PREVIOUS = {f"stage{n}" for n in range(13, 22)}
-# What a stage may grow into the model it starts from: self-conditioning, told looks, the shape head and told
-# paint.
+PAIRED_WITH_PREVIOUS = {f"stage{n}" for n in range(13, 23)}
+# What a stage may grow into the model it starts from: self-conditioning, told looks, the shape head, told
+# paint and told scenery.
 GROWABLE = ("self_condition", "look_codes", "shape_classes", "paint_features", "scenery_features")
 
 
@@ -84,7 +84,7 @@ def test_baseline_stages_differ_from_the_shipped_stages_only_in_attention_and_we
         (p.stem.removeprefix("default_") for p in (ROOT / "configs").glob("default_stage*.toml")),
         key=lambda name: int(name.removeprefix("stage")),
     )
-    assert stages == [f"stage{n}" for n in range(2, 22)]
+    assert stages == [f"stage{n}" for n in range(2, 23)]
     for stage in stages:
         ours = load_config(ROOT / f"configs/default_{stage}.toml")
         head = ours.train.trainable == "head"
@@ -121,7 +121,7 @@ def test_make_train_chains_each_stage_from_the_one_before():
     makefile = (ROOT / "Makefile").read_text()
     recipe = makefile[makefile.index("\ntrain:") :].split("\n\n")[0]
     paths = [line.split("moc train ")[1].strip() for line in recipe.splitlines() if "moc train " in line]
-    assert paths[0] == "configs/default.toml" and paths[-1] == "configs/default_stage21.toml"
+    assert paths[0] == "configs/default.toml" and paths[-1] == "configs/default_stage22.toml"
     previous = ""
     for path in paths:
         config = load_config(ROOT / path)
@@ -693,36 +693,25 @@ def test_a_stage_can_add_told_looks_to_a_model_with_ids(tmp_path):
     with pytest.raises(CheckpointError, match="look_codes: checkpoint 6 vs model 0"):
         without = MultiShotDiT(tiny_config(script_ids=True))
         load_weights(without, save_model(grown, tmp_path / "grown.safetensors"), grow=True)
-    # A later stage may add the told paint beside the told shape; its map starts at zero too.
-    with torch.no_grad():
-        grown.look_in.weight.normal_(0.0, 0.1)
-    path = save_model(grown, tmp_path / "grown.safetensors")
-    painted = MultiShotDiT(tiny_config(script_ids=True, look_codes=6, paint_features=11)).eval()
-    with pytest.raises(CheckpointError, match="paint_features: checkpoint 0 vs model 11"):
-        load_weights(painted, path)
-    load_weights(painted, path, grow=True)
-    assert set(painted.state_dict()) - set(grown.state_dict()) == {"paint_in.weight"}
-    assert batch.ids.paint is not None and batch.ids.paint.any()
-    torch.testing.assert_close(
-        painted(batch.frames, t, batch.text, batch.layout, ids=batch.ids),
-        grown(batch.frames, t, batch.text, batch.layout, ids=batch.ids),
-    )
-    # And the told scenery of places, the same way.
-    with torch.no_grad():
-        painted.paint_in.weight.normal_(0.0, 0.1)
-    path = save_model(painted, tmp_path / "painted.safetensors")
-    scenic = MultiShotDiT(
-        tiny_config(script_ids=True, look_codes=6, paint_features=11, scenery_features=17)
-    ).eval()
-    with pytest.raises(CheckpointError, match="scenery_features: checkpoint 0 vs model 17"):
-        load_weights(scenic, path)
-    load_weights(scenic, path, grow=True)
-    assert set(scenic.state_dict()) - set(painted.state_dict()) == {"scenery_in.weight"}
-    assert batch.ids.scenery is not None and batch.ids.scenery.any()
-    torch.testing.assert_close(
-        scenic(batch.frames, t, batch.text, batch.layout, ids=batch.ids),
-        painted(batch.frames, t, batch.text, batch.layout, ids=batch.ids),
-    )
+    # Later stages may add the told paint beside the told shape, then the told scenery of places; each map
+    # starts at zero too, after the weights before it were trained (here: drawn at random).
+    before, config = grown, {"script_ids": True, "look_codes": 6}
+    for told, width, trained in (("paint", 11, "look_in.weight"), ("scenery", 17, "paint_in.weight")):
+        with torch.no_grad():
+            before.get_parameter(trained).normal_(0.0, 0.1)
+        path = save_model(before, tmp_path / f"before_{told}.safetensors")
+        config[f"{told}_features"] = width
+        after = MultiShotDiT(tiny_config(**config)).eval()
+        with pytest.raises(CheckpointError, match=f"{told}_features: checkpoint 0 vs model {width}"):
+            load_weights(after, path)
+        load_weights(after, path, grow=True)
+        assert set(after.state_dict()) - set(before.state_dict()) == {f"{told}_in.weight"}
+        assert getattr(batch.ids, told).any()
+        torch.testing.assert_close(
+            after(batch.frames, t, batch.text, batch.layout, ids=batch.ids),
+            before(batch.frames, t, batch.text, batch.layout, ids=batch.ids),
+        )
+        before = after
 
 
 def test_character_boxes_cover_every_shape_alike_so_the_box_weight_does_not_depend_on_the_shape():
