@@ -5,7 +5,7 @@ the sequence (shot-by-shot generation with cached history keys).
 
 :class:`ScriptIds` carries what a scene script says is where in each shot (its place, and which character
 stands in which rows): the ids a caption names, laid out on the patch grid; and, when told, how each
-character looks in the shot that introduces it.
+character looks in the shot that introduces it and how each place looks in the shot where it first appears.
 """
 
 from __future__ import annotations
@@ -50,9 +50,10 @@ class ScriptIds:
 
     A caption already names the shot's place and its characters in lane order; these are the same ids laid
     out where they are, so that a video token knows *which* character or place it shows without inferring
-    it through the caption. An id says who, never what they look like. Only ``looks``, where present, says
-    what: a code for how a character looks, in the rows of the one shot that introduces it (as a story's
-    text describes a character once, when it enters). Every later shot must keep that look from memory.
+    it through the caption. An id says who, never what they look like. Only what is told, where present,
+    says what: ``looks`` and ``paint``, how a character looks, in the rows of the one shot that introduces
+    it (as a story's text describes a character once, when it enters), and ``scenery``, how a place looks,
+    in the shot where it first appears. Every later shot must keep those looks from memory.
 
     Attributes:
         places: ``(B, S)`` int64 place index of every shot (0 for place ``A`` ... 9 for ``J``).
