@@ -122,8 +122,9 @@ def intro_flags(scripts) -> list[bool]:
     return intro
 
 
-def intro_later(hits: list[tuple[bool, bool]]) -> str:
-    """``"intro / later"``: the share of true ``(intro, hit)`` hits among the introductions and the rest."""
+def intro_later(hits: list[tuple[bool, bool | float]]) -> str:
+    """``"intro / later"``: the mean of the ``(intro, value)`` values among the introductions and the rest
+    (for ``bool`` hits, the share that are true)."""
     cells = []
     for first in (True, False):
         chosen = [hit for intro, hit in hits if intro == first]
@@ -206,11 +207,7 @@ def look_error(distances: list[tuple[bool, float, float]]) -> str:
     truth's same character (0 for the truth). Unlike :func:`paint_kept` it also counts what the body colour
     alone does not decide, such as an accent in the wrong colour or place. From :func:`place_distances`, the
     same for places."""
-    cells = []
-    for first in (True, False):
-        chosen = [own for i, own, _ in distances if i == first]
-        cells.append(f"{sum(chosen) / max(1, len(chosen)):.2f}")
-    return " / ".join(cells)
+    return intro_later([(i, own) for i, own, _ in distances])
 
 
 def place_cells(frames: torch.Tensor, truth_frames: torch.Tensor, scripts) -> list[str]:

@@ -336,12 +336,12 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
             f"needs model.look_codes = {len(SHAPES)} (the world's shapes), got {model.look_codes}",
         )
     for name, world in (("paint", PAINT_FEATURES), ("scenery", SCENERY_FEATURES)):
-        if train.tell_looks > 0 and getattr(model, f"{name}_features") not in (0, world):
+        width = getattr(model, f"{name}_features")
+        if train.tell_looks > 0 and width not in (0, world):
             raise _fail(
                 source,
                 "train.tell_looks",
-                f"needs model.{name}_features 0 or {world} (the world's {name}), "
-                f"got {getattr(model, f'{name}_features')}",
+                f"needs model.{name}_features 0 or {world} (the world's {name}), got {width}",
             )
     if not train.id_lr_scale > 0:
         raise _fail(source, "train.id_lr_scale", f"must be > 0, got {train.id_lr_scale}")
