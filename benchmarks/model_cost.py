@@ -24,14 +24,15 @@ columns = (
     "density",
     "(attention + routing) / dense",
     "token-wise GFLOPs",
+    "pixel-wise GFLOPs",
 )
 print("| " + " | ".join(columns) + " |")
-print("|---|---|---|---|---|---|")
+print("|" + "---|" * len(columns))
 for mode in ATTENTION_MODES:
     spec = AttentionSpec(mode, model.config.moc)
     c = model_cost(model, batch.frames, t, batch.text, batch.layout, spec, ids=batch.ids)
     print(
         f"| {mode} | {c.attention_flops / 1e9:.3f} | {c.routing_flops / 1e6:.1f} | {c.density:.3f} "
-        f"| {c.attention_ratio:.3f} | {c.linear_flops / 1e9:.3f} |"
+        f"| {c.attention_ratio:.3f} | {c.linear_flops / 1e9:.3f} | {c.conv_flops / 1e9:.3f} |"
     )
 print(f"parameters: {c.parameters:,}")

@@ -18,14 +18,20 @@ from tests.models.helpers import tiny_batch, tiny_config, tiny_model
 @pytest.mark.parametrize("mode", ATTENTION_MODES)
 @pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize(
-    ("decoder", "stem"), [((0, "mlp"), 0), ((20, "mlp"), 5), ((6, "conv"), 0), ((4, "unet"), 3)]
+    ("decoder", "stem", "refiner"),
+    [((0, "mlp"), 0, 0), ((20, "mlp"), 5, 0), ((6, "conv"), 0, 0), ((4, "unet"), 3, 0), ((20, "mlp"), 0, 4)],
 )
-def test_shapes_every_mode(mode, training, decoder, stem):
+def test_shapes_every_mode(mode, training, decoder, stem, refiner):
     batch = tiny_batch()
     moc = MoCConfig(top_k=2, drop_off=0.3, drop_in=0.5)
     width, kind = decoder
     model = tiny_model(
-        attention=mode, moc=moc, decoder_width=width, decoder_kind=kind, stem_width=stem
+        attention=mode,
+        moc=moc,
+        decoder_width=width,
+        decoder_kind=kind,
+        stem_width=stem,
+        refiner_width=refiner,
     ).train(training)
     t = torch.rand(len(batch), batch.num_shots)
     out = model(batch.frames, t, batch.text, batch.layout, generator=torch.Generator().manual_seed(0))
@@ -226,6 +232,25 @@ def test_model_cost_counts_attention_from_plans():
     assert dense.density == 1.0 and local.attention_flops < moc.attention_flops < dense.attention_flops
     assert local.routing_flops == 0 < moc.routing_flops
     assert dense.parameters == sum(p.numel() for p in model.parameters())
+    assert dense.conv_flops == 0 and dense.total_flops == dense.linear_flops + dense.attention_flops
+
+
+def test_model_cost_counts_the_refiners_convolutions_per_pixel():
+    batch = tiny_batch(batch_size=2, shots=3)
+    hidden, codes, c = 4, 8, batch.frames.shape[2]
+    model = tiny_model(decoder_width=8, refiner_width=hidden)
+    cost = model_cost(model, batch.frames, torch.rand(2, 3), batch.text, batch.layout)
+    frames, _, h, w = batch.frames.shape[1:]
+    full, half = h * w, (h // 2) * (w // 2)
+    wide = 2 * hidden
+    per_frame = 2 * (
+        (2 * c + codes + 1) * 9 * hidden * full  # first 3x3
+        + hidden * 9 * wide * half  # stride-2 3x3
+        + 2 * wide * 9 * wide * half  # two 3x3 at half resolution
+        + wide * hidden * half  # 1x1 back
+        + hidden * 9 * c * full  # last 3x3
+    )
+    assert cost.conv_flops == frames * per_frame
 
 
 def test_record_accumulates_hits_per_layout():
@@ -349,6 +374,12 @@ def test_bad_inputs_name_the_problem():
         ModelConfig(decoder_kind="resnet")
     with pytest.raises(ValueError, match=r"model\.decoder_width must be an int >= 0"):
         ModelConfig(decoder_width=-1)
+    with pytest.raises(ValueError, match=r"model\.refiner_width must be an int >= 0 \(0: no refiner\)"):
+        ModelConfig(refiner_width=-2)
+    with pytest.raises(
+        ValueError, match=r"model\.refiner_width needs model\.decoder_kind 'mlp' or no decoder"
+    ):
+        ModelConfig(decoder_width=8, decoder_kind="unet", refiner_width=8)
     with pytest.raises(ValueError, match=r"model\.stem_width must be an int >= 0 \(0: no stem\)"):
         ModelConfig(stem_width=2.5)
 

@@ -289,6 +289,8 @@ def test_schedule_gives_chunk_size_and_top_k_by_step(tmp_path):
             ),
             "train.tell_looks: needs model.scenery_features 0 or 17",
         ),
+        (lambda d: d["train"].update(tell_places=0.5), "train.tell_places: needs train.tell_looks > 0"),
+        (lambda d: d["train"].update(tell_places=-0.1), "train.tell_places: must be a probability"),
         (lambda d: d["train"].update(character_region="cell"), "train.character_region: must be one of"),
     ],
 )
@@ -364,10 +366,15 @@ def looks_told(data: dict) -> dict:
     return data
 
 
+def some_places_told(data: dict) -> dict:
+    looks_told(data)["train"].update(tell_places=0.5)
+    return data
+
+
 @pytest.mark.parametrize(
     "variant",
-    [lambda d: d, self_conditioned, shape_supervised, looks_told],
-    ids=["plain", "self_condition", "shape_loss", "tell_looks"],
+    [lambda d: d, self_conditioned, shape_supervised, looks_told, some_places_told],
+    ids=["plain", "self_condition", "shape_loss", "tell_looks", "tell_places"],
 )
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, variant):
     whole = config_from_dict(variant(tiny_dict(tmp_path / "whole")))
@@ -420,12 +427,12 @@ def test_init_starts_a_stage_from_earlier_weights(tmp_path):
         train(config_from_dict(second), progress=False)
 
 
-def test_a_head_stage_trains_the_decoder_and_leaves_every_other_weight(tmp_path):
+def test_a_head_stage_trains_the_decoder_and_refiner_and_leaves_every_other_weight(tmp_path):
     first = tiny_dict(tmp_path / "stage1", steps=2)
     train(config_from_dict(first), progress=False)
     second = tiny_dict(tmp_path / "stage2", steps=3)
     second["run"]["init"] = str(tmp_path / "stage1/model.safetensors")
-    second["model"]["decoder_width"] = 8
+    second["model"].update(decoder_width=8, refiner_width=4)
     second["train"]["trainable"] = "head"
     train(config_from_dict(second), progress=False)
     before = load_file(str(tmp_path / "stage1/model.safetensors"))
@@ -435,7 +442,8 @@ def test_a_head_stage_trains_the_decoder_and_leaves_every_other_weight(tmp_path)
             torch.equal(before[k], after[k]) for k in before if k.split(".")[0] not in ("out", "final_ada")
         )
         assert not torch.equal(before["out.weight"], after["out.weight"])
-        assert after["decoder.out.weight"].abs().sum() > 0  # the decoder left its zero start
+        # The decoder and the refiner left their zero starts.
+        assert after["decoder.out.weight"].abs().sum() > 0 and after["refiner.convs.5.weight"].abs().sum() > 0
 
 
 def test_a_stage_can_add_script_ids_to_earlier_weights(tmp_path):
@@ -517,6 +525,11 @@ def test_a_stage_can_add_the_pixel_decoder_to_earlier_weights(tmp_path, kind):
 
 GROWN_PARTS = {
     "stem": ({"stem_width": 4}, "stem_width: checkpoint 0 vs model 4", "stem_width: checkpoint 4 vs model 0"),
+    "refiner": (
+        {"refiner_width": 4},
+        "refiner_width: checkpoint 0 vs model 4",
+        "refiner_width: checkpoint 4 vs model 0",
+    ),
     "self_condition": (
         {"self_condition": True},
         "self_condition: checkpoint False vs model True",
@@ -531,7 +544,7 @@ GROWN_PARTS = {
 
 
 @pytest.mark.parametrize("part", sorted(GROWN_PARTS))
-def test_a_stage_can_add_the_stem_self_conditioning_or_the_shape_head_to_earlier_weights(tmp_path, part):
+def test_a_stage_can_add_a_part_to_earlier_weights(tmp_path, part):
     """A part's zero-started layers keep the grown model's function; a plain load refuses the change, and
     the part's weights do not fit a model without it."""
     change, refused, unfit = GROWN_PARTS[part]
@@ -548,7 +561,7 @@ def test_a_stage_can_add_the_stem_self_conditioning_or_the_shape_head_to_earlier
     added = set(grown.state_dict()) - set(plain.state_dict())
     assert added and added == set(grown.stem_parameters) | set(grown.self_condition_parameters) | set(
         grown.shape_head_parameters
-    )
+    ) | set(grown.refiner_parameters)
     t = torch.rand(len(batch), batch.num_shots)
     previous = {"previous": torch.rand_like(batch.frames)} if part == "self_condition" else {}
     torch.testing.assert_close(
@@ -668,6 +681,21 @@ def test_id_embeddings_learn_at_their_own_rate(tmp_path):
     train(config_from_dict(data), progress=False)
     state = torch.load(next((tmp_path / "looks/checkpoints").glob("step_*/state.pt")), weights_only=False)
     assert len(state["optimizer"]["param_groups"][1]["params"]) == 5  # + the told look, paint and scenery
+
+
+def test_places_told_to_none_leave_the_scenery_map_untrained(tmp_path):
+    """With ``train.tell_places = 0`` every scene told its looks is told no place: the paint map learns, the
+    scenery map keeps its zero start; with 1 it learns too."""
+    trained = {}
+    for tell_places in (0.0, 1.0):
+        data = tiny_dict(tmp_path / f"places{tell_places}", steps=2)
+        data["model"].update(script_ids=True, look_codes=6, paint_features=11, scenery_features=17)
+        data["train"].update(tell_looks=1.0, tell_places=tell_places)
+        train(config_from_dict(data), progress=False)
+        trained[tell_places] = load_file(str(tmp_path / f"places{tell_places}/model.safetensors"))
+    assert trained[0.0]["paint_in.weight"].abs().sum() > 0
+    assert not trained[0.0]["scenery_in.weight"].any()
+    assert trained[1.0]["scenery_in.weight"].abs().sum() > 0
 
 
 def test_a_stage_can_add_told_looks_to_a_model_with_ids(tmp_path):

@@ -322,5 +322,15 @@ def test_intro_scenery_tells_each_place_once_as_the_world_renders_its_rows():
     half = batch.ids.told(torch.tensor([True, False, True, False]))
     assert torch.equal(half.scenery[2], scenery[2]) and not half.scenery[3].any()
     assert batch.ids.told(False).scenery is None
+    # Some places told, the others not: an untold place's first shot is told nothing, the rest unchanged.
+    told_places = torch.zeros(b, 10, dtype=torch.bool)
+    told_places[:, ::2] = True  # places A, C, E, G, I
+    some = batch.ids.places_told(told_places)
+    even = (batch.ids.places % 2 == 0)[..., None, None]
+    assert torch.equal(some.scenery, scenery * even) and (even.any() and (~even).any())
+    assert torch.equal(some.paint, batch.ids.paint) and torch.equal(some.looks, batch.ids.looks)
+    assert batch.ids.told(False).places_told(told_places).scenery is None
+    with pytest.raises(ValueError, match=r"told must be \(B, num_ids\) with B = 4, got \(10,\)"):
+        batch.ids.places_told(told_places[0])
     with pytest.raises(ValueError, match=r"ScriptIds.scenery must have shape \(B, S, R, Q\)"):
         ScriptIds(batch.ids.places, batch.ids.lanes, scenery=scenery[:, :, :1, 0])

@@ -112,6 +112,15 @@ class ModelConfig:
             row's mean colour and the place's sky, ground, horizon and faint feature
             (``moc.world.data.SCENERY_FEATURES``). Captions never describe a place, so untold a model
             chooses its colours and feature where it first appears; told, it must keep them at revisits.
+        refiner_width: channels of a convolutional refiner run over the decoded frames, 0 for none (with
+            the ``mlp`` decoder or none). It is a :class:`~moc.models.dit.UNetPixelDecoder` (19x19 pixels
+            seen, ``2 * refiner_width`` channels at half resolution) that reads the frames the patch head and
+            the ``mlp`` decoder wrote, the noisy frames, the noise level and a projection of each token's
+            features, and adds a correction. Patch-wise decoding leaves a grain on the world's flat
+            backgrounds at every noise level, systematic rather than noise passed through (docs/training.md,
+            "Stage 23"); a rule shared by every pixel and reading across patch borders can smooth it. Its
+            last layer starts at zero, so a model grown from a checkpoint without it computes what the
+            checkpoint computed.
     """
 
     width: int = 128
@@ -140,6 +149,7 @@ class ModelConfig:
     look_codes: int = 0
     paint_features: int = 0
     scenery_features: int = 0
+    refiner_width: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -163,12 +173,18 @@ class ModelConfig:
             ("look_codes", "no looks told"),
             ("paint_features", "no paint told"),
             ("scenery_features", "no scenery told"),
+            ("refiner_width", "no refiner"),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"model.{name} must be an int >= 0 (0: {what}), got {value!r}")
         if self.decoder_kind not in DECODER_KINDS:
             raise ValueError(f"model.decoder_kind must be one of {DECODER_KINDS}, got {self.decoder_kind!r}")
+        if self.refiner_width and self.decoder_width and self.decoder_kind != "mlp":
+            raise ValueError(
+                "model.refiner_width needs model.decoder_kind 'mlp' or no decoder: the "
+                f"{self.decoder_kind!r} decoder already refines whole frames"
+            )
         if self.look_codes and not self.script_ids:
             raise ValueError("model.look_codes needs model.script_ids: looks are told in the rows of the ids")
         if self.paint_features and not self.look_codes:

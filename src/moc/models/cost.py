@@ -19,6 +19,8 @@ class ModelCost:
     Attributes:
         parameters: trainable parameters.
         linear_flops: FLOPs of the token-wise layers (projections, MLPs, patch in/out), ``2 * params * L``.
+        conv_flops: FLOPs of the convolutions over frames (stem, convolutional decoders, refiner), counted
+            per output pixel as ``2 * in_channels * kernel area`` per output channel.
         attention_flops: ``4 * D * pairs`` summed over layers and heads, from ``RoutingPlan.stats`` counting.
         routing_flops: chunk scoring and pooling.
         dense_attention_flops: attention FLOPs of dense attention on the same sequence.
@@ -28,6 +30,7 @@ class ModelCost:
 
     parameters: int
     linear_flops: int
+    conv_flops: int
     attention_flops: int
     routing_flops: int
     dense_attention_flops: int
@@ -36,7 +39,7 @@ class ModelCost:
 
     @property
     def total_flops(self) -> int:
-        return self.linear_flops + self.attention_flops + self.routing_flops
+        return self.linear_flops + self.conv_flops + self.attention_flops + self.routing_flops
 
     @property
     def attention_ratio(self) -> float:
@@ -63,12 +66,22 @@ def model_cost(
     Args: as :meth:`MultiShotDiT.forward`.
     """
     record = AttentionRecord()
+    conv_flops = 0
+
+    def count_conv(conv: torch.nn.Conv2d, _inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal conv_flops
+        kernel = conv.weight[0].numel()  # in_channels / groups * kernel height * kernel width
+        conv_flops += 2 * kernel * output.numel()
+
+    hooks = [m.register_forward_hook(count_conv) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     was_training = model.training
     model.eval()
     try:
         model(frames, t, text, layout, spec=spec, record=record, ids=ids)
     finally:
         model.train(was_training)
+        for hook in hooks:
+            hook.remove()
     b = frames.shape[0]
     length = layout.num_tokens
     # Token-wise layers: every weight matrix of the blocks and in/out projections touches each token once
@@ -81,6 +94,7 @@ def model_cost(
     return ModelCost(
         parameters=count_parameters(model),
         linear_flops=2 * per_token * length,
+        conv_flops=conv_flops // b,
         attention_flops=record.attention_flops // b,
         routing_flops=record.routing_flops // b,
         dense_attention_flops=record.dense_attention_flops // b,

@@ -9,7 +9,8 @@ text and video tokens attend jointly (MMDiT-style, one set of weights plus a tok
   pixels to each patch embedding.
 * With ``decoder_width`` set, a pixel decoder refines the linear head's output from the token's features and
   its noisy pixels: a per-patch MLP (:class:`PixelDecoder`) or convolutions over each frame that read across
-  patch borders (:class:`ConvPixelDecoder`, :class:`UNetPixelDecoder`; ``decoder_kind``).
+  patch borders (:class:`ConvPixelDecoder`, :class:`UNetPixelDecoder`; ``decoder_kind``). With
+  ``refiner_width`` set, a :class:`UNetPixelDecoder` also refines what the ``mlp`` decoder wrote.
 * With ``self_condition`` on, the model also reads its previous clean estimate of the frames
   (self-conditioning): samplers pass the last step's estimate.
 * Every shot carries its own noise level ``t``; the timestep embedding plus the shot's pooled caption
@@ -425,6 +426,11 @@ class MultiShotDiT(nn.Module):
         elif config.decoder_width:
             decoder = CONV_DECODERS[config.decoder_kind]
             self.decoder = decoder(d, config.channels, config.patch_size, config.decoder_width)
+        self.refiner = (
+            UNetPixelDecoder(d, config.channels, config.patch_size, config.refiner_width)
+            if config.refiner_width
+            else None
+        )
         self.stem = (
             ConvStem(d, config.channels, config.patch_size, config.stem_width) if config.stem_width else None
         )
@@ -456,15 +462,22 @@ class MultiShotDiT(nn.Module):
 
     @property
     def head_parameters(self) -> tuple[str, ...]:
-        """Names of the weights after the last block: final adaLN, linear head and pixel decoder."""
+        """Names of the weights after the last block: final adaLN, linear head, pixel decoder and refiner."""
         return tuple(
-            n for n, _ in self.named_parameters() if n.split(".")[0] in ("final_ada", "out", "decoder")
+            n
+            for n, _ in self.named_parameters()
+            if n.split(".")[0] in ("final_ada", "out", "decoder", "refiner")
         )
 
     @property
     def decoder_parameters(self) -> tuple[str, ...]:
         """Names of the pixel decoder's weights (empty without ``decoder_width``)."""
         return tuple(f"decoder.{name}" for name, _ in self.decoder.named_parameters()) if self.decoder else ()
+
+    @property
+    def refiner_parameters(self) -> tuple[str, ...]:
+        """Names of the frame refiner's weights (empty without ``refiner_width``)."""
+        return tuple(f"refiner.{name}" for name, _ in self.refiner.named_parameters()) if self.refiner else ()
 
     @property
     def stem_parameters(self) -> tuple[str, ...]:
@@ -658,9 +671,9 @@ class MultiShotDiT(nn.Module):
         if isinstance(self.decoder, PixelDecoder):
             y = y + self.decoder(features, patches, previous_patches)
         out = unpatchify(y, num_frames, c.channels, table.grid, c.patch_size)
-        if isinstance(self.decoder, ConvPixelDecoder):
-            level = t[:, video_shot]
-            out = out + self.decoder(features, frames, out, level, table.grid)
+        for refiner in (self.decoder, self.refiner):
+            if isinstance(refiner, ConvPixelDecoder):
+                out = out + refiner(features, frames, out, t[:, video_shot], table.grid)
         return (out, features) if return_features else out
 
     def _check_ids(self, ids: ScriptIds | None, batch: int, shots: int, rows: int) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -138,6 +138,18 @@ class ScriptIds:
             return None if x is None else x * keep.view(-1, *[1] * (x.dim() - 1))
 
         return ScriptIds(self.places, self.lanes, kept(self.looks), kept(self.paint), kept(self.scenery))
+
+    def places_told(self, told: torch.Tensor) -> ScriptIds:
+        """These ids with the scenery kept only for the places where ``told`` (``(B, num_ids)`` bool, indexed
+        by place id) is true: an untold place's first shot is told nothing, so the model chooses its look."""
+        if self.scenery is None:
+            return self
+        if told.dim() != 2 or told.shape[0] != self.places.shape[0]:
+            raise ValueError(
+                f"told must be (B, num_ids) with B = {self.places.shape[0]}, got {tuple(told.shape)}"
+            )
+        keep = told.to(self.places.device).gather(1, self.places)  # (B, S)
+        return replace(self, scenery=self.scenery * keep[..., None, None])
 
 
 @functools.lru_cache(maxsize=128)

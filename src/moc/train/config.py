@@ -97,6 +97,10 @@ class OptimConfig:
             (``model.look_codes`` must be the world's six shapes); the other scenes are told nothing, so the
             model also generates untold. A told look is never repeated in a later shot: the model must keep
             it. 0 draws no random number for it.
+        tell_places: in a scene told its looks, the probability that each of its places is told its
+            scenery (drawn per place and scene); an untold place's first shot is told nothing, so the
+            model chooses its look and must keep it at revisits, as it does in untold scenes. 1 tells every
+            place and draws no random number for it.
         threads: ``torch.set_num_threads`` (0: leave PyTorch's default).
         id_lr_scale: learning-rate multiplier of the script-id embeddings (and the told look's embedding and
             the paint and scenery maps).
@@ -129,6 +133,7 @@ class OptimConfig:
     self_condition: float = 0.0
     shape_loss: float = 0.0
     tell_looks: float = 0.0
+    tell_places: float = 1.0
     threads: int = 0
     id_lr_scale: float = 1.0
     trainable: str = "all"
@@ -308,6 +313,7 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
         "joint_shared_t",
         "self_condition",
         "tell_looks",
+        "tell_places",
     ):
         if not 0.0 <= getattr(train, key) <= 1.0:
             raise _fail(source, f"train.{key}", f"must be a probability in [0, 1], got {getattr(train, key)}")
@@ -343,6 +349,10 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
                 "train.tell_looks",
                 f"needs model.{name}_features 0 or {world} (the world's {name}), got {width}",
             )
+    if train.tell_places < 1 and not (train.tell_looks > 0 and model.scenery_features):
+        raise _fail(
+            source, "train.tell_places", "needs train.tell_looks > 0 and model.scenery_features (places told)"
+        )
     if not train.id_lr_scale > 0:
         raise _fail(source, "train.id_lr_scale", f"must be > 0, got {train.id_lr_scale}")
     if train.character_region not in CHARACTER_REGIONS:

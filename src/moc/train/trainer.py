@@ -335,6 +335,9 @@ def train(
             ids = batch.ids.told(False)  # nothing is told unless train.tell_looks draws it
             if opt_cfg.tell_looks > 0:
                 ids = batch.ids.told(torch.rand(len(batch), generator=noise_gen) < opt_cfg.tell_looks)
+            if opt_cfg.tell_places < 1:
+                places = torch.rand(len(batch), config.model.num_ids, generator=noise_gen)
+                ids = ids.places_told(places < opt_cfg.tell_places)
             previous = None
             if opt_cfg.self_condition > 0 and draw(noise_gen) < opt_cfg.self_condition:
                 with torch.no_grad():
