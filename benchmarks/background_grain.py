@@ -1,12 +1,18 @@
-"""Where the background grain comes from: the roughness of one-step clean predictions, and how much of it is
-systematic.
+"""Where the background grain comes from: the roughness of one-step clean predictions, how much of it is
+systematic, and whether it lies beside the characters or in the empty rows.
 
 Held-out 8-shot scenes (those of ``moc eval memory``), told their looks and scenery where the model reads
-them, are noised to a level ``t`` and predicted in one step. For each level the table gives the background
-roughness (``frame_quality.background_stats``: mean distance of a background pixel from its row's median
-colour, in [0, 1] units) of one prediction, and of the mean of ``--draws`` predictions from independent noise.
-Noise passed through to the output averages out over draws; what the mean keeps is systematic, drawn by the
-model whatever the noise (seams, smeared marks). The truth's roughness is the floor both should reach.
+them, are noised to a level ``t`` and predicted in one step. Background roughness is
+``frame_quality.background_stats``'s: the mean distance of a background pixel from its row's median colour,
+in [0, 1] units.
+
+* The first table gives, per level, the roughness of one prediction and of the mean of ``--draws``
+  predictions from independent noise. Noise passed through to the output averages out over draws; what the
+  mean keeps is systematic, drawn by the model whatever the noise (seams, smeared marks). The truth's
+  roughness is the floor both should reach.
+* The second table splits the background pixels by patch row: rows where a character stands (the script's
+  lanes) and empty rows, for the truth, the one-step predictions at ``t = 0.12`` and ``0.5``, and told joint
+  samples (16 steps, the default sampler).
 
 Usage: python benchmarks/background_grain.py CHECKPOINT [CHECKPOINT ...] [--scenes N] [--draws N]
     [--threads N] [--image PATH]   (the image: the truth, then per checkpoint one prediction per level)
@@ -14,14 +20,35 @@ Usage: python benchmarks/background_grain.py CHECKPOINT [CHECKPOINT ...] [--scen
 
 import argparse
 
+import numpy as np
 import torch
-from frame_quality import background_stats, predict_clean, save_strips, strip, told_batch
+from frame_quality import BACKGROUND_DISTANCE, background_stats, predict_clean, save_strips, strip, told_batch
 
 from moc.eval.memory import eval_scripts
-from moc.generate.scene import script_batch
+from moc.generate.scene import generate_scenes, script_batch
 from moc.train import load_model
+from moc.world.metrics import frames_from_tensor, row_background
 
 LEVELS = (0.02, 0.12, 0.5, 0.8)
+SPLIT_LEVELS = (0.12, 0.5)
+
+
+def noise(batch, seed: int) -> torch.Tensor:
+    return torch.randn(batch.frames.shape, generator=torch.Generator().manual_seed(seed))
+
+
+def row_split(frames: torch.Tensor, batch) -> str:
+    """``"empty rows / character rows"`` background roughness of ``(B, F, C, H, W)`` frames in [-1, 1]."""
+    rgb = frames_from_tensor(frames)  # (B, F, H, W, 3) in [0, 1]
+    b, f, h, w, _ = rgb.shape
+    _, distance = row_background(rgb.reshape(-1, h, w, 3))
+    distance = distance.reshape(b, f, h, w)
+    lanes = batch.ids.lanes[:, batch.frame_shot].numpy()  # (B, F, R)
+    occupied = np.repeat(lanes > 0, h // lanes.shape[-1], axis=-1)[..., None]  # (B, F, H, 1)
+    background = distance < BACKGROUND_DISTANCE
+    empty = distance[background & ~occupied].mean()
+    beside = distance[background & occupied].mean()
+    return f"{empty:.4f} / {beside:.4f}"
 
 
 def main() -> None:
@@ -35,34 +62,41 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     scripts = eval_scripts(args.scenes, shots=8)
-    columns = [f"t={t}: one / mean of {args.draws}" for t in LEVELS]
-    print(f"{args.scenes} held-out 8-shot scenes, told; background roughness of one-step predictions")
-    print("| model | " + " | ".join(columns) + " |")
-    print("|---|" + "---|" * len(columns))
-    rows, truth_row = [], None
+    print(f"{args.scenes} held-out 8-shot scenes, told; background roughness")
+    levels_table = [
+        "| one-step prediction | " + " | ".join(f"t={t}: one / mean of {args.draws}" for t in LEVELS) + " |",
+        "|---|" + "---|" * len(LEVELS),
+    ]
+    split_columns = [f"one step at t={t}" for t in SPLIT_LEVELS] + ["told joint sample"]
+    split_table = [
+        "| empty rows / rows with a character | " + " | ".join(split_columns) + " |",
+        "|---|" + "---|" * len(split_columns),
+    ]
+    rows, truth = [], None
     for path in args.checkpoints:
         model = load_model(path)
-        batch = told_batch(script_batch(scripts, model), bool(model.config.look_codes))
-        if truth_row is None:
+        tell = bool(model.config.look_codes)
+        batch = told_batch(script_batch(scripts, model), tell)
+        if truth is None:
             rough = f"{background_stats(batch.frames)[1]:.4f}"
-            truth_row = f"| ground truth | {' | '.join(f'{rough} / {rough}' for _ in LEVELS)} |"
+            split = row_split(batch.frames, batch)
+            truth = (
+                f"| ground truth | {' | '.join(f'{rough} / {rough}' for _ in LEVELS)} |",
+                f"| ground truth | {' | '.join(split for _ in split_columns)} |",
+            )
             rows.append(strip(batch.frames))
         cells = []
         for t in LEVELS:
-            draws = [
-                predict_clean(
-                    model,
-                    batch,
-                    t,
-                    torch.randn(batch.frames.shape, generator=torch.Generator().manual_seed(s)),
-                )
-                for s in range(args.draws)
-            ]
+            draws = [predict_clean(model, batch, t, noise(batch, seed)) for seed in range(args.draws)]
             mean = torch.stack(draws).mean(0)
             cells.append(f"{background_stats(draws[0])[1]:.4f} / {background_stats(mean)[1]:.4f}")
             rows.append(strip(draws[0]))
-        print(f"| {path} | " + " | ".join(cells) + " |")
-    print(truth_row)
+        levels_table.append(f"| {path} | " + " | ".join(cells) + " |")
+        split = [row_split(predict_clean(model, batch, t, noise(batch, 0)), batch) for t in SPLIT_LEVELS]
+        sample = generate_scenes(model, scripts, mode="joint", seed=0, tell_looks=tell).frames
+        split.append(row_split(sample, batch))
+        split_table.append(f"| {path} | " + " | ".join(split) + " |")
+    print("\n".join([*levels_table, truth[0], "", *split_table, truth[1]]))
     if args.image:
         save_strips(rows, args.image)
 

@@ -86,10 +86,9 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
             grown model adds that bonus to same-id logits from its first step. A stage may add the pixel
             decoder (``decoder_width``), the frame refiner (``refiner_width``), the convolutional stem
             (``stem_width``) or self-conditioning (``self_condition``); their zero-started layers keep the
-            checkpoint's function. It may add the
-            shape head (``shape_classes``), which the frames never read, the told-look embedding
-            (``look_codes``, zero-started) and the told-paint and told-scenery maps (``paint_features``,
-            ``scenery_features``, zero-started).
+            checkpoint's function. It may add the shape head (``shape_classes``), which the frames never
+            read, the told-look embedding (``look_codes``, zero-started) and the told-paint and told-scenery
+            maps (``paint_features``, ``scenery_features``, zero-started).
     """
     path = Path(path)
     meta = read_metadata(path)
