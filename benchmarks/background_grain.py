@@ -79,20 +79,21 @@ def main() -> None:
         batch = told_batch(script_batch(scripts, model), tell)
         if truth is None:
             rough = f"{background_stats(batch.frames)[1]:.4f}"
-            split = row_split(batch.frames, batch)
+            truth_split = row_split(batch.frames, batch)
             truth = (
                 f"| ground truth | {' | '.join(f'{rough} / {rough}' for _ in LEVELS)} |",
-                f"| ground truth | {' | '.join(split for _ in split_columns)} |",
+                f"| ground truth | {' | '.join(truth_split for _ in split_columns)} |",
             )
             rows.append(strip(batch.frames))
-        cells = []
+        cells, first_draw = [], {}
         for t in LEVELS:
             draws = [predict_clean(model, batch, t, noise(batch, seed)) for seed in range(args.draws)]
             mean = torch.stack(draws).mean(0)
             cells.append(f"{background_stats(draws[0])[1]:.4f} / {background_stats(mean)[1]:.4f}")
             rows.append(strip(draws[0]))
+            first_draw[t] = draws[0]
         levels_table.append(f"| {path} | " + " | ".join(cells) + " |")
-        split = [row_split(predict_clean(model, batch, t, noise(batch, 0)), batch) for t in SPLIT_LEVELS]
+        split = [row_split(first_draw[t], batch) for t in SPLIT_LEVELS]  # SPLIT_LEVELS lie in LEVELS
         sample = generate_scenes(model, scripts, mode="joint", seed=0, tell_looks=tell).frames
         split.append(row_split(sample, batch))
         split_table.append(f"| {path} | " + " | ".join(split) + " |")

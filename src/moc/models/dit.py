@@ -469,20 +469,25 @@ class MultiShotDiT(nn.Module):
             if n.split(".")[0] in ("final_ada", "out", "decoder", "refiner")
         )
 
+    def _part_parameters(self, part: str) -> tuple[str, ...]:
+        """Names of the weights of the optional submodule ``part`` (empty where the model has none)."""
+        module = getattr(self, part)
+        return () if module is None else tuple(f"{part}.{name}" for name, _ in module.named_parameters())
+
     @property
     def decoder_parameters(self) -> tuple[str, ...]:
         """Names of the pixel decoder's weights (empty without ``decoder_width``)."""
-        return tuple(f"decoder.{name}" for name, _ in self.decoder.named_parameters()) if self.decoder else ()
+        return self._part_parameters("decoder")
 
     @property
     def refiner_parameters(self) -> tuple[str, ...]:
         """Names of the frame refiner's weights (empty without ``refiner_width``)."""
-        return tuple(f"refiner.{name}" for name, _ in self.refiner.named_parameters()) if self.refiner else ()
+        return self._part_parameters("refiner")
 
     @property
     def stem_parameters(self) -> tuple[str, ...]:
         """Names of the convolutional stem's weights (empty without ``stem_width``)."""
-        return tuple(f"stem.{name}" for name, _ in self.stem.named_parameters()) if self.stem else ()
+        return self._part_parameters("stem")
 
     @property
     def self_condition_parameters(self) -> tuple[str, ...]:
@@ -494,22 +499,22 @@ class MultiShotDiT(nn.Module):
     @property
     def shape_head_parameters(self) -> tuple[str, ...]:
         """Names of the auxiliary shape head's weights (empty without ``shape_classes``)."""
-        return ("shape_head.weight", "shape_head.bias") if self.shape_head is not None else ()
+        return self._part_parameters("shape_head")
 
     @property
     def look_parameters(self) -> tuple[str, ...]:
         """Names of the told-look embedding's weights (empty without ``look_codes``)."""
-        return ("look_in.weight",) if self.look_in is not None else ()
+        return self._part_parameters("look_in")
 
     @property
     def paint_parameters(self) -> tuple[str, ...]:
         """Names of the told-paint map's weights (empty without ``paint_features``)."""
-        return ("paint_in.weight",) if self.paint_in is not None else ()
+        return self._part_parameters("paint_in")
 
     @property
     def scenery_parameters(self) -> tuple[str, ...]:
         """Names of the told-scenery map's weights (empty without ``scenery_features``)."""
-        return ("scenery_in.weight",) if self.scenery_in is not None else ()
+        return self._part_parameters("scenery_in")
 
     @property
     def id_bias_parameters(self) -> tuple[str, ...]:
