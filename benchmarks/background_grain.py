@@ -13,6 +13,9 @@ in [0, 1] units.
 * The second table splits the background pixels by patch row: rows where a character stands (the script's
   lanes) and empty rows, for the truth, the one-step predictions at ``t = 0.12`` and ``0.5``, and told joint
   samples (16 steps, the default sampler).
+* The third table splits each background pixel's offset from its row's median colour into its patch's
+  mean offset (a tint shared by the patch's background pixels: blocks) and the rest (grain within the
+  patch), and gives the mean length of each, for the same frames.
 
 Usage: python benchmarks/background_grain.py CHECKPOINT [CHECKPOINT ...] [--scenes N] [--draws N]
     [--threads N] [--image PATH]   (the image: the truth, then per checkpoint one prediction per level)
@@ -51,6 +54,25 @@ def row_split(frames: torch.Tensor, batch) -> str:
     return f"{empty:.4f} / {beside:.4f}"
 
 
+def tint_split(frames: torch.Tensor, patch: int) -> str:
+    """``"patch tint / within"``: the mean length of a background pixel's offset from its row's median colour
+    averaged over its patch's background pixels, and of what is left, for ``(B, F, C, H, W)`` frames."""
+    rgb = frames_from_tensor(frames)  # (B, F, H, W, 3) in [0, 1]
+    h, w = rgb.shape[2:4]
+    rgb = rgb.reshape(-1, h, w, 3)
+    median, distance = row_background(rgb)
+    offset = rgb - median[:, :, None, :]  # (N, H, W, 3)
+    background = (distance < BACKGROUND_DISTANCE)[..., None].astype(np.float64)
+    blocks = lambda a: a.reshape(len(a), h // patch, patch, w // patch, patch, a.shape[-1])
+    summed = (blocks(offset * background)).sum(axis=(2, 4), keepdims=True)
+    counted = blocks(background).sum(axis=(2, 4), keepdims=True)
+    tint = np.broadcast_to(summed / np.maximum(counted, 1), blocks(offset).shape).reshape(offset.shape)
+    keep = background[..., 0] > 0
+    shared = np.linalg.norm(tint, axis=-1)[keep].mean()
+    within = np.linalg.norm(offset - tint, axis=-1)[keep].mean()
+    return f"{shared:.4f} / {within:.4f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="+")
@@ -72,6 +94,11 @@ def main() -> None:
         "| empty rows / rows with a character | " + " | ".join(split_columns) + " |",
         "|---|" + "---|" * len(split_columns),
     ]
+    tint_columns = [f"one step at t={t}" for t in LEVELS] + ["told joint sample"]
+    tint_table = [
+        "| patch tint / grain within the patch | " + " | ".join(tint_columns) + " |",
+        "|---|" + "---|" * len(tint_columns),
+    ]
     rows, truth = [], None
     for path in args.checkpoints:
         model = load_model(path)
@@ -80,9 +107,11 @@ def main() -> None:
         if truth is None:
             rough = f"{background_stats(batch.frames)[1]:.4f}"
             truth_split = row_split(batch.frames, batch)
+            truth_tint = tint_split(batch.frames, model.config.patch_size)
             truth = (
                 f"| ground truth | {' | '.join(f'{rough} / {rough}' for _ in LEVELS)} |",
                 f"| ground truth | {' | '.join(truth_split for _ in split_columns)} |",
+                f"| ground truth | {' | '.join(truth_tint for _ in tint_columns)} |",
             )
             rows.append(strip(batch.frames))
         cells, first_draw = [], {}
@@ -97,7 +126,9 @@ def main() -> None:
         sample = generate_scenes(model, scripts, mode="joint", seed=0, tell_looks=tell).frames
         split.append(row_split(sample, batch))
         split_table.append(f"| {path} | " + " | ".join(split) + " |")
-    print("\n".join([*levels_table, truth[0], "", *split_table, truth[1]]))
+        tints = [tint_split(frames, model.config.patch_size) for frames in [*first_draw.values(), sample]]
+        tint_table.append(f"| {path} | " + " | ".join(tints) + " |")
+    print("\n".join([*levels_table, truth[0], "", *split_table, truth[1], "", *tint_table, truth[2]]))
     if args.image:
         save_strips(rows, args.image)
 

@@ -1,7 +1,7 @@
 """benchmarks/background_grain.py: the row split puts a character row's speckle where it is."""
 
 import torch
-from background_grain import row_split
+from background_grain import row_split, tint_split
 
 from moc.eval.memory import eval_scripts
 from moc.generate.scene import script_batch
@@ -20,3 +20,20 @@ def test_row_split_separates_empty_rows_from_rows_with_a_character():
     noisy = batch.frames + speckle * rows[:, :, None, :, None]
     noisy_empty, noisy_beside = (float(x) for x in row_split(noisy, batch).split(" / "))
     assert noisy_empty == empty and noisy_beside > beside + 0.02
+
+
+def test_tint_split_tells_patch_tints_from_grain_within_patches():
+    """A tint added to whole patches grows mostly the first number, zero-mean speckle mostly the second (not
+    only: a row's median, which both are measured from, moves with the tints of the row's patches)."""
+    scripts = eval_scripts(3, shots=4)
+    batch = script_batch(scripts, MultiShotDiT(ModelConfig(width=32, depth=1, heads=2)))
+    tint, within = (float(x) for x in tint_split(batch.frames, 8).split(" / "))
+    b, f, c, h, w = batch.frames.shape
+    generator = torch.Generator().manual_seed(0)
+    per_patch = 0.06 * torch.randn(b, f, c, h // 8, w // 8, generator=generator)
+    tinted = batch.frames + per_patch.repeat_interleave(8, -2).repeat_interleave(8, -1)
+    tinted_tint, tinted_within = (float(x) for x in tint_split(tinted, 8).split(" / "))
+    assert tinted_tint > tint + 0.03 and tinted_within - within < 0.5 * (tinted_tint - tint)
+    speckle = 0.06 * torch.randn(batch.frames.shape, generator=generator)
+    grainy_tint, grainy_within = (float(x) for x in tint_split(batch.frames + speckle, 8).split(" / "))
+    assert grainy_within > within + 0.02 and grainy_tint < tint + 0.5 * (grainy_within - within)

@@ -21,7 +21,14 @@ from moc.eval.memory import (
     write_results,
     zero_shot_variants,
 )
-from moc.generate.sampler import sample_autoregressive, sample_joint, shot_prefixes, step, time_grid
+from moc.generate.sampler import (
+    level_above,
+    sample_autoregressive,
+    sample_joint,
+    shot_prefixes,
+    step,
+    time_grid,
+)
 from moc.generate.scene import (
     caption_share,
     generate_scenes,
@@ -423,6 +430,18 @@ def test_sampler_noise_eta():
     assert torch.equal(a1, generate_scenes(model, [SCRIPT], steps=3, seed=1, eta=1.0).frames)
     with pytest.raises(ValueError, match="eta must lie in"):
         generate_scenes(model, [SCRIPT], steps=1, eta=1.5)
+
+
+@pytest.mark.parametrize("steps", [1, 5, 16])
+def test_the_level_above_a_grid_level_is_the_grid_step_before_it(steps):
+    grid = time_grid(steps)
+    torch.testing.assert_close(level_above(grid[1:], steps), grid[:-1])
+    assert float(level_above(torch.tensor(1.0), steps)) == 1.0  # capped at pure noise
+    between = (grid[2:] + grid[1:-1]) / 2  # off the grid: above the level, below the level two steps up
+    above = level_above(between, steps)
+    assert bool(((above > between) & (above < grid[:-2])).all())
+    with pytest.raises(ValueError, match="steps must be a positive int"):
+        level_above(grid, 0)
 
 
 def test_steps_below_deterministic_below_draw_no_fresh_noise():

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from moc.cli import build_app
+from moc.generate.sampler import level_above
 from moc.models import MultiShotDiT
 from moc.models.config import ID_BIAS_INIT
 from moc.train import (
@@ -34,6 +35,7 @@ from moc.train.trainer import (
     loss_fn,
     noise_levels,
     random_prefix,
+    rollout_input,
     shape_loss_fn,
 )
 from moc.world.data import DataConfig, WorldStream, token_shapes
@@ -302,6 +304,12 @@ def test_schedule_gives_chunk_size_and_top_k_by_step(tmp_path):
         (lambda d: d["train"].update(tell_places=0.5), "train.tell_places: needs train.tell_looks > 0"),
         (lambda d: d["train"].update(tell_places=-0.1), "train.tell_places: must be a probability"),
         (lambda d: d["train"].update(character_region="cell"), "train.character_region: must be one of"),
+        (lambda d: d["train"].update(rollout=1.5), "train.rollout: must be a probability"),
+        (
+            lambda d: d["train"].update(rollout_below=0.0),
+            "train.rollout_below: must be a noise level in (0, 1]",
+        ),
+        (lambda d: d["train"].update(rollout_steps=0), "train.rollout_steps: must be >= 1"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, change, message):
@@ -381,10 +389,15 @@ def some_places_told(data: dict) -> dict:
     return data
 
 
+def rolled_out(data: dict) -> dict:
+    self_conditioned(data)["train"].update(rollout=0.5, rollout_below=0.6, rollout_steps=4)
+    return data
+
+
 @pytest.mark.parametrize(
     "variant",
-    [lambda d: d, self_conditioned, shape_supervised, looks_told, some_places_told],
-    ids=["plain", "self_condition", "shape_loss", "tell_looks", "tell_places"],
+    [lambda d: d, self_conditioned, shape_supervised, looks_told, some_places_told, rolled_out],
+    ids=["plain", "self_condition", "shape_loss", "tell_looks", "tell_places", "rollout"],
 )
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, variant):
     whole = config_from_dict(variant(tiny_dict(tmp_path / "whole")))
@@ -691,6 +704,44 @@ def test_id_embeddings_learn_at_their_own_rate(tmp_path):
     train(config_from_dict(data), progress=False)
     state = torch.load(next((tmp_path / "looks/checkpoints").glob("step_*/state.pt")), weights_only=False)
     assert len(state["optimizer"]["param_groups"][1]["params"]) == 5  # + the told look, paint and scenery
+
+
+def test_a_rollout_hands_low_shots_the_models_own_estimate_noised_back_down(tmp_path):
+    """Shots at or below ``rollout_below`` are the model's estimate from one sampler step above, noised down
+    with the step's noise; clean and high shots are the noised truth. The estimate is that forward pass."""
+    data = tiny_dict(tmp_path)
+    data["train"].update(rollout=1.0, rollout_below=0.5, rollout_steps=4)
+    config = config_from_dict(data)
+    model = MultiShotDiT(tiny_config(self_condition=True))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.1)
+    batch = tiny_batch(batch_size=2, shots=3)
+    t = torch.tensor([[0.0, 0.3, 0.8], [0.5, 0.2, 0.6]])  # clean, rolled, high; rolled at the bound, ...
+    noise = torch.randn(batch.frames.shape, generator=torch.Generator().manual_seed(1))
+    spec = model.default_spec()
+    x_t, estimate = rollout_input(
+        model,
+        batch,
+        t,
+        noise,
+        config,
+        torch.Generator().manual_seed(2),
+        spec=spec,
+        route_generator=None,
+        ids=batch.ids,
+    )
+    rolled = torch.tensor([[False, True, False], [True, True, False]])
+    above = torch.where(rolled, level_above(t, 4), t)
+    fresh = torch.randn(noise.shape, generator=torch.Generator().manual_seed(2))
+    frame = lambda v: v[:, batch.frame_shot][..., None, None, None]
+    x_above = (1 - frame(above)) * batch.frames + frame(above) * torch.where(frame(rolled), fresh, noise)
+    with torch.no_grad():
+        expected = model(x_above, above, batch.text, batch.layout, spec=spec, ids=batch.ids).clamp(-1, 1)
+    torch.testing.assert_close(estimate, expected)
+    base = torch.where(frame(rolled), expected, batch.frames)
+    torch.testing.assert_close(x_t, (1 - frame(t)) * base + frame(t) * noise)
+    assert not torch.allclose(expected, batch.frames, atol=0.1)  # so the rolled shots did change
 
 
 def test_places_told_to_none_leave_the_scenery_map_untrained(tmp_path):

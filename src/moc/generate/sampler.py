@@ -41,13 +41,29 @@ DETERMINISTIC_BELOW = 0.0
 """The default level below which sampler steps draw no fresh noise (0: every step draws ``eta`` of it)."""
 
 
-def time_grid(steps: int) -> torch.Tensor:
-    """``steps + 1`` noise levels from 1 to 0, denser near 1 (a shift of 2, as SD3 uses for small images)."""
+GRID_SHIFT = 2.0
+"""The shift of :func:`time_grid`: levels ``t = shift u / (1 + (shift - 1) u)`` of evenly spaced ``u``."""
+
+
+def _check_steps(steps: int) -> None:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
+
+
+def time_grid(steps: int) -> torch.Tensor:
+    """``steps + 1`` noise levels from 1 to 0, denser near 1 (a shift of 2, as SD3 uses for small images)."""
+    _check_steps(steps)
     u = torch.linspace(1.0, 0.0, steps + 1)
-    shift = 2.0
-    return shift * u / (1 + (shift - 1) * u)
+    return GRID_SHIFT * u / (1 + (GRID_SHIFT - 1) * u)
+
+
+def level_above(t: torch.Tensor, steps: int) -> torch.Tensor:
+    """The level one step of a ``steps``-step :func:`time_grid` above each level of ``t`` (capped at 1): for a
+    level on the grid, the level of the step before it, from which a sampler's estimate reaches it."""
+    _check_steps(steps)
+    u = t / (GRID_SHIFT - (GRID_SHIFT - 1) * t)  # the grid's map inverted
+    u = (u + 1.0 / steps).clamp(max=1.0)
+    return GRID_SHIFT * u / (1 + (GRID_SHIFT - 1) * u)
 
 
 def check_noise(eta: float, deterministic_below: float) -> None:

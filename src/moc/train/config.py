@@ -85,6 +85,17 @@ class OptimConfig:
         self_condition: probability that a step first estimates the clean frames without gradients and
             then trains the prediction that reads that estimate (``model.self_condition`` must be on); the
             other steps read no estimate, as a sampler's first step does. 0 draws no random number for it.
+        rollout: probability that a step trains on what a sampler hands the model instead of on the noised
+            truth (exposure bias: the model never sees its own mistakes in training, and at low levels it
+            keeps them as if they were data). In such a step each noisy shot below ``rollout_below`` is first
+            noised to the level one sampler step above (:func:`~moc.generate.sampler.level_above`), the model
+            estimates it without gradients, and the shot's input becomes that estimate noised back down with
+            fresh noise, as a sampler step with ``eta = 1`` does. The estimate is also the self-conditioning
+            estimate the model reads, as in sampling. The target stays the truth. 0 draws no random number.
+        rollout_below: the highest noise level a rollout step rebuilds. Low levels only: there the truth is
+            all but decided, so what the estimate gets wrong is the model's mistake (grain, tints, halos),
+            not a different scene the model may also draw.
+        rollout_steps: the sampler grid whose steps ``rollout`` mimics (``moc generate --steps``).
         shape_loss: weight of the auxiliary shape loss (0: none): the cross-entropy of the model's shape head
             (``model.shape_classes`` must be the world's six shapes) against the hidden shape of the
             character every video token shows (:func:`~moc.world.data.token_shapes`), at every token's own
@@ -131,6 +142,9 @@ class OptimConfig:
     character_region: str = "pixels"
     snr_gamma: float = 0.0
     self_condition: float = 0.0
+    rollout: float = 0.0
+    rollout_below: float = 0.35
+    rollout_steps: int = 16
     shape_loss: float = 0.0
     tell_looks: float = 0.0
     tell_places: float = 1.0
@@ -312,6 +326,7 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
         "joint_batches",
         "joint_shared_t",
         "self_condition",
+        "rollout",
         "tell_looks",
         "tell_places",
     ):
@@ -327,6 +342,12 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
             "train.self_condition",
             "needs model.self_condition = true (the model must read the estimate)",
         )
+    if not 0.0 < train.rollout_below <= 1.0:
+        raise _fail(
+            source, "train.rollout_below", f"must be a noise level in (0, 1], got {train.rollout_below}"
+        )
+    if train.rollout_steps < 1:
+        raise _fail(source, "train.rollout_steps", f"must be >= 1, got {train.rollout_steps}")
     if train.shape_loss < 0:
         raise _fail(source, "train.shape_loss", f"must be >= 0 (0: no shape loss), got {train.shape_loss}")
     if train.shape_loss > 0 and model.shape_classes != len(SHAPES):

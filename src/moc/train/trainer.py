@@ -27,7 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from moc import atomic
+from moc.generate.sampler import level_above
 from moc.models import AttentionSpec, MultiShotDiT, count_parameters
+from moc.models.tokens import ScriptIds
 from moc.train.checkpoint import (
     checkpoint_dirs,
     load_checkpoint,
@@ -78,6 +80,42 @@ def noise_levels(
     split = torch.randint(0, s, (b,), generator=generator)
     history = clean[:, None] & (torch.arange(s)[None] < split[:, None])
     return torch.where(history, torch.zeros_like(t), t)
+
+
+@torch.no_grad()
+def rollout_input(
+    model: MultiShotDiT,
+    batch: Batch,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+    config: TrainConfig,
+    generator: torch.Generator,
+    *,
+    spec: AttentionSpec,
+    route_generator: torch.Generator | None,
+    ids: ScriptIds,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What a sampler hands the model at levels ``t``: ``(x_t, estimate)``, both ``(B, F, C, H, W)``.
+
+    Each noisy shot at or below ``train.rollout_below`` is the truth noised to :func:`level_above` its level,
+    estimated by ``model`` (clamped to [-1, 1], as samplers clamp it), and that estimate noised back down to
+    ``t`` with ``noise`` (a sampler step with ``eta = 1``). Other shots are the truth noised to ``t`` with
+    ``noise``, and their estimate is the model's at ``t``. ``estimate`` is what the model reads as its
+    previous estimate (self-conditioning), as from a sampler's step before. Draws one noise tensor from
+    ``generator``.
+    """
+    opt = config.train
+    rolled = (t > 0) & (t <= opt.rollout_below)  # (B, S)
+    above = torch.where(rolled, level_above(t, opt.rollout_steps), t)
+    frame_rolled = rolled[:, batch.frame_shot][..., None, None, None]
+    t_frames = t[:, batch.frame_shot][..., None, None, None]
+    above_frames = above[:, batch.frame_shot][..., None, None, None]
+    noise_above = torch.where(frame_rolled, torch.randn(noise.shape, generator=generator), noise)
+    x_above = (1 - above_frames) * batch.frames + above_frames * noise_above
+    estimate = model(x_above, above, batch.text, batch.layout, spec=spec, generator=route_generator, ids=ids)
+    estimate = estimate.clamp(-1, 1)
+    x_t = (1 - t_frames) * torch.where(frame_rolled, estimate, batch.frames) + t_frames * noise
+    return x_t, estimate
 
 
 def draw(generator: torch.Generator) -> float:
@@ -339,7 +377,12 @@ def train(
                 places = torch.rand(len(batch), config.model.num_ids, generator=noise_gen)
                 ids = ids.places_told(places < opt_cfg.tell_places)
             previous = None
-            if opt_cfg.self_condition > 0 and draw(noise_gen) < opt_cfg.self_condition:
+            if opt_cfg.rollout > 0 and draw(noise_gen) < opt_cfg.rollout:
+                x_t, estimate = rollout_input(
+                    model, batch, t, noise, config, noise_gen, spec=spec, route_generator=route_gen, ids=ids
+                )
+                previous = estimate if config.model.self_condition else None
+            elif opt_cfg.self_condition > 0 and draw(noise_gen) < opt_cfg.self_condition:
                 with torch.no_grad():
                     first = model(x_t, t, batch.text, batch.layout, spec=spec, generator=route_gen, ids=ids)
                 previous = first.clamp(-1, 1)  # as a sampler clamps the estimate it passes on
