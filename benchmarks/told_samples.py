@@ -1,0 +1,56 @@
+"""Told samples on many held-out scenes: background grain, told shapes and shape IoU, without the floors and
+SDEdit runs of ``frame_quality.py`` (which cost more per scene), so that shape counts of a few percent can be
+told apart from chance.
+
+For each checkpoint and each mode (joint, shot by shot), held-out 8-shot scenes (those of ``moc eval memory``)
+are generated told their looks (default sampler, seed 0) and measured as ``frame_quality.py`` and
+``background_grain.py`` measure them: background chroma and roughness, patch tint / grain within the patch,
+the told shape drawn where a character enters / in later shots, shape IoU, and per true shape how many
+characters are drawn with it.
+
+Usage: python benchmarks/told_samples.py CHECKPOINT [CHECKPOINT ...] [--scenes N] [--threads N]
+"""
+
+import argparse
+
+import torch
+from background_grain import tint_split
+from frame_quality import background_stats, drawn_cells, kept_by_shape, shapes_drawn, told_batch, told_kept
+
+from moc.eval.memory import eval_scripts
+from moc.generate.scene import generate_scenes, script_batch
+from moc.train import load_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", nargs="+")
+    parser.add_argument("--scenes", type=int, default=48)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    scripts = eval_scripts(args.scenes, shots=8)
+    print(f"{args.scenes} held-out 8-shot scenes, told; default sampler, seed 0")
+    columns = ["bg chroma / roughness", "patch tint / grain within", "told shape, intro / later", "shape IoU"]
+    print("| model | mode | " + " | ".join([*columns, "kept per true shape"]) + " |")
+    print("|---|---|---|---|---|---|---|")
+    for path in args.checkpoints:
+        model = load_model(path)
+        batch = told_batch(script_batch(scripts, model), True)
+        truth = shapes_drawn(batch.frames, scripts)
+        for mode in ("joint", "autoregressive"):
+            frames = generate_scenes(model, scripts, mode=mode, seed=0, tell_looks=True).frames
+            chroma, rough = background_stats(frames)
+            cells = [
+                f"{chroma:.3f} / {rough:.4f}",
+                tint_split(frames, model.config.patch_size),
+                told_kept(frames, truth, scripts),
+                drawn_cells(frames, scripts)[0],
+                kept_by_shape(frames, truth, scripts),
+            ]
+            print(f"| {path} | {mode} | {' | '.join(cells)} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
