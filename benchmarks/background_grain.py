@@ -40,12 +40,18 @@ def noise(batch, seed: int) -> torch.Tensor:
     return torch.randn(batch.frames.shape, generator=torch.Generator().manual_seed(seed))
 
 
+def frame_rows(frames: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(rgb, median, distance)`` of ``(B, F, C, H, W)`` frames in [-1, 1]: every frame in [0, 1]
+    ``(B * F, H, W, 3)``, its rows' median colours and each pixel's distance from its row's median."""
+    rgb = frames_from_tensor(frames)  # (B, F, H, W, 3) in [0, 1]
+    rgb = rgb.reshape(-1, *rgb.shape[-3:])
+    return rgb, *row_background(rgb)
+
+
 def row_split(frames: torch.Tensor, batch) -> str:
     """``"empty rows / character rows"`` background roughness of ``(B, F, C, H, W)`` frames in [-1, 1]."""
-    rgb = frames_from_tensor(frames)  # (B, F, H, W, 3) in [0, 1]
-    b, f, h, w, _ = rgb.shape
-    _, distance = row_background(rgb.reshape(-1, h, w, 3))
-    distance = distance.reshape(b, f, h, w)
+    b, f, _, h, w = frames.shape
+    distance = frame_rows(frames)[2].reshape(b, f, h, w)
     lanes = batch.ids.lanes[:, batch.frame_shot].numpy()  # (B, F, R)
     occupied = np.repeat(lanes > 0, h // lanes.shape[-1], axis=-1)[..., None]  # (B, F, H, 1)
     background = distance < BACKGROUND_DISTANCE
@@ -57,10 +63,8 @@ def row_split(frames: torch.Tensor, batch) -> str:
 def tint_split(frames: torch.Tensor, patch: int) -> str:
     """``"patch tint / within"``: the mean length of a background pixel's offset from its row's median colour
     averaged over its patch's background pixels, and of what is left, for ``(B, F, C, H, W)`` frames."""
-    rgb = frames_from_tensor(frames)  # (B, F, H, W, 3) in [0, 1]
-    h, w = rgb.shape[2:4]
-    rgb = rgb.reshape(-1, h, w, 3)
-    median, distance = row_background(rgb)
+    rgb, median, distance = frame_rows(frames)
+    h, w = rgb.shape[1:3]
     offset = rgb - median[:, :, None, :]  # (N, H, W, 3)
     background = (distance < BACKGROUND_DISTANCE)[..., None].astype(np.float64)
     blocks = lambda a: a.reshape(len(a), h // patch, patch, w // patch, patch, a.shape[-1])

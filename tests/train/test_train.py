@@ -720,10 +720,13 @@ def test_a_rollout_hands_low_shots_the_models_own_estimate_noised_back_down(tmp_
     t = torch.tensor([[0.0, 0.3, 0.8], [0.5, 0.2, 0.6]])  # clean, rolled, high; rolled at the bound, ...
     noise = torch.randn(batch.frames.shape, generator=torch.Generator().manual_seed(1))
     spec = model.default_spec()
+    frame = lambda v: v[:, batch.frame_shot][..., None, None, None]
+    noised = (1 - frame(t)) * batch.frames + frame(t) * noise
     x_t, estimate = rollout_input(
         model,
         batch,
         t,
+        noised,
         noise,
         config,
         torch.Generator().manual_seed(2),
@@ -734,7 +737,6 @@ def test_a_rollout_hands_low_shots_the_models_own_estimate_noised_back_down(tmp_
     rolled = torch.tensor([[False, True, False], [True, True, False]])
     above = torch.where(rolled, level_above(t, 4), t)
     fresh = torch.randn(noise.shape, generator=torch.Generator().manual_seed(2))
-    frame = lambda v: v[:, batch.frame_shot][..., None, None, None]
     x_above = (1 - frame(above)) * batch.frames + frame(above) * torch.where(frame(rolled), fresh, noise)
     with torch.no_grad():
         expected = model(x_above, above, batch.text, batch.layout, spec=spec, ids=batch.ids).clamp(-1, 1)

@@ -50,11 +50,14 @@ def _check_steps(steps: int) -> None:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
 
 
+def _shifted(u: torch.Tensor) -> torch.Tensor:
+    return GRID_SHIFT * u / (1 + (GRID_SHIFT - 1) * u)
+
+
 def time_grid(steps: int) -> torch.Tensor:
     """``steps + 1`` noise levels from 1 to 0, denser near 1 (a shift of 2, as SD3 uses for small images)."""
     _check_steps(steps)
-    u = torch.linspace(1.0, 0.0, steps + 1)
-    return GRID_SHIFT * u / (1 + (GRID_SHIFT - 1) * u)
+    return _shifted(torch.linspace(1.0, 0.0, steps + 1))
 
 
 def level_above(t: torch.Tensor, steps: int) -> torch.Tensor:
@@ -62,8 +65,7 @@ def level_above(t: torch.Tensor, steps: int) -> torch.Tensor:
     level on the grid, the level of the step before it, from which a sampler's estimate reaches it."""
     _check_steps(steps)
     u = t / (GRID_SHIFT - (GRID_SHIFT - 1) * t)  # the grid's map inverted
-    u = (u + 1.0 / steps).clamp(max=1.0)
-    return GRID_SHIFT * u / (1 + (GRID_SHIFT - 1) * u)
+    return _shifted((u + 1.0 / steps).clamp(max=1.0))
 
 
 def check_noise(eta: float, deterministic_below: float) -> None:

@@ -82,11 +82,17 @@ def noise_levels(
     return torch.where(history, torch.zeros_like(t), t)
 
 
+def per_frame(values: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """``(B, S)`` per-shot values spread to ``(B, F, 1, 1, 1)``, to broadcast over the batch's frames."""
+    return values[:, batch.frame_shot][..., None, None, None]
+
+
 @torch.no_grad()
 def rollout_input(
     model: MultiShotDiT,
     batch: Batch,
     t: torch.Tensor,
+    x_t: torch.Tensor,
     noise: torch.Tensor,
     config: TrainConfig,
     generator: torch.Generator,
@@ -97,25 +103,25 @@ def rollout_input(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """What a sampler hands the model at levels ``t``: ``(x_t, estimate)``, both ``(B, F, C, H, W)``.
 
-    Each noisy shot at or below ``train.rollout_below`` is the truth noised to :func:`level_above` its level,
-    estimated by ``model`` (clamped to [-1, 1], as samplers clamp it), and that estimate noised back down to
-    ``t`` with ``noise`` (a sampler step with ``eta = 1``). Other shots are the truth noised to ``t`` with
-    ``noise``, and their estimate is the model's at ``t``. ``estimate`` is what the model reads as its
-    previous estimate (self-conditioning), as from a sampler's step before. Draws one noise tensor from
-    ``generator``.
+    ``x_t`` is the truth noised to ``t`` with ``noise``. Each noisy shot at or below ``train.rollout_below``
+    is replaced: the truth noised to :func:`level_above` its level, estimated by ``model`` (clamped to
+    [-1, 1], as samplers clamp it), and that estimate noised back down to ``t`` with ``noise`` (a sampler step
+    with ``eta = 1``). Other shots keep ``x_t``, and their estimate is the model's at ``t``. ``estimate`` is
+    what the model reads as its previous estimate (self-conditioning), as from a sampler's step before. Draws
+    one noise tensor from ``generator``.
     """
     opt = config.train
     rolled = (t > 0) & (t <= opt.rollout_below)  # (B, S)
     above = torch.where(rolled, level_above(t, opt.rollout_steps), t)
-    frame_rolled = rolled[:, batch.frame_shot][..., None, None, None]
-    t_frames = t[:, batch.frame_shot][..., None, None, None]
-    above_frames = above[:, batch.frame_shot][..., None, None, None]
-    noise_above = torch.where(frame_rolled, torch.randn(noise.shape, generator=generator), noise)
-    x_above = (1 - above_frames) * batch.frames + above_frames * noise_above
+    frame_rolled, t_frames, above_frames = (per_frame(v, batch) for v in (rolled, t, above))
+    x_above = torch.where(
+        frame_rolled,
+        (1 - above_frames) * batch.frames + above_frames * torch.randn(noise.shape, generator=generator),
+        x_t,
+    )
     estimate = model(x_above, above, batch.text, batch.layout, spec=spec, generator=route_generator, ids=ids)
     estimate = estimate.clamp(-1, 1)
-    x_t = (1 - t_frames) * torch.where(frame_rolled, estimate, batch.frames) + t_frames * noise
-    return x_t, estimate
+    return torch.where(frame_rolled, (1 - t_frames) * estimate + t_frames * noise, x_t), estimate
 
 
 def draw(generator: torch.Generator) -> float:
@@ -365,7 +371,7 @@ def train(
             shared = joint and opt_cfg.joint_shared_t > 0 and draw(noise_gen) < opt_cfg.joint_shared_t
             t = noise_levels(config, batch, noise_gen, history=not joint, shared=shared)
             noise = torch.randn(batch.frames.shape, generator=noise_gen)
-            tf = t[:, batch.frame_shot][..., None, None, None]
+            tf = per_frame(t, batch)
             x_t = (1 - tf) * batch.frames + tf * noise
             lr = learning_rate(config, step - 1)
             for group in optimizer.param_groups:
@@ -379,7 +385,16 @@ def train(
             previous = None
             if opt_cfg.rollout > 0 and draw(noise_gen) < opt_cfg.rollout:
                 x_t, estimate = rollout_input(
-                    model, batch, t, noise, config, noise_gen, spec=spec, route_generator=route_gen, ids=ids
+                    model,
+                    batch,
+                    t,
+                    x_t,
+                    noise,
+                    config,
+                    noise_gen,
+                    spec=spec,
+                    route_generator=route_gen,
+                    ids=ids,
                 )
                 previous = estimate if config.model.self_condition else None
             elif opt_cfg.self_condition > 0 and draw(noise_gen) < opt_cfg.self_condition:
