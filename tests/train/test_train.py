@@ -310,6 +310,7 @@ def test_schedule_gives_chunk_size_and_top_k_by_step(tmp_path):
             "train.rollout_below: must be a noise level in (0, 1]",
         ),
         (lambda d: d["train"].update(rollout_steps=0), "train.rollout_steps: must be >= 1"),
+        (lambda d: d["train"].update(rollout_depth=0), "train.rollout_depth: must be >= 1"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, change, message):
@@ -390,7 +391,7 @@ def some_places_told(data: dict) -> dict:
 
 
 def rolled_out(data: dict) -> dict:
-    self_conditioned(data)["train"].update(rollout=0.5, rollout_below=0.6, rollout_steps=4)
+    self_conditioned(data)["train"].update(rollout=0.5, rollout_below=0.6, rollout_steps=4, rollout_depth=2)
     return data
 
 
@@ -744,6 +745,53 @@ def test_a_rollout_hands_low_shots_the_models_own_estimate_noised_back_down(tmp_
     base = torch.where(frame(rolled), expected, batch.frames)
     torch.testing.assert_close(x_t, (1 - frame(t)) * base + frame(t) * noise)
     assert not torch.allclose(expected, batch.frames, atol=0.1)  # so the rolled shots did change
+
+
+def test_a_two_step_rollout_steps_down_as_a_sampler_reading_its_estimate(tmp_path):
+    """``rollout_depth = 2``: rolled shots start two grid steps above, the model steps them down one level
+    with fresh noise reading nothing, then to ``t`` with the step's noise reading its first estimate."""
+    data = tiny_dict(tmp_path)
+    data["train"].update(rollout=1.0, rollout_below=0.5, rollout_steps=4, rollout_depth=2)
+    config = config_from_dict(data)
+    model = MultiShotDiT(tiny_config(self_condition=True))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.1)
+    batch = tiny_batch(batch_size=2, shots=3)
+    t = torch.tensor([[0.0, 0.3, 0.8], [0.5, 0.2, 0.6]])
+    noise = torch.randn(batch.frames.shape, generator=torch.Generator().manual_seed(1))
+    spec = model.default_spec()
+    frame = lambda v: v[:, batch.frame_shot][..., None, None, None]
+    noised = (1 - frame(t)) * batch.frames + frame(t) * noise
+    x_t, estimate = rollout_input(
+        model,
+        batch,
+        t,
+        noised,
+        noise,
+        config,
+        torch.Generator().manual_seed(2),
+        spec=spec,
+        route_generator=None,
+        ids=batch.ids,
+    )
+    rolled = torch.tensor([[False, True, False], [True, True, False]])
+    one_up = torch.where(rolled, level_above(t, 4), t)
+    two_up = torch.where(rolled, level_above(one_up, 4), t)
+    assert (two_up[rolled] > one_up[rolled]).all() and (one_up[rolled] > t[rolled]).all()
+    draws = torch.Generator().manual_seed(2)
+    first_fresh, second_fresh = (torch.randn(noise.shape, generator=draws) for _ in range(2))
+    keep = frame(rolled)
+    x_two = torch.where(keep, (1 - frame(two_up)) * batch.frames + frame(two_up) * first_fresh, noised)
+    with torch.no_grad():
+        first = model(x_two, two_up, batch.text, batch.layout, spec=spec, ids=batch.ids).clamp(-1, 1)
+        x_one = torch.where(keep, (1 - frame(one_up)) * first + frame(one_up) * second_fresh, noised)
+        second = model(
+            x_one, one_up, batch.text, batch.layout, spec=spec, ids=batch.ids, previous=first
+        ).clamp(-1, 1)
+    torch.testing.assert_close(estimate, second)
+    torch.testing.assert_close(x_t, torch.where(keep, (1 - frame(t)) * second + frame(t) * noise, noised))
+    assert not torch.allclose(second, first, atol=1e-3)  # the second step read the first, so it moved
 
 
 def test_places_told_to_none_leave_the_scenery_map_untrained(tmp_path):

@@ -96,6 +96,9 @@ class OptimConfig:
             all but decided, so what the estimate gets wrong is the model's mistake (grain, tints, halos),
             not a different scene the model may also draw.
         rollout_steps: the sampler grid whose steps ``rollout`` mimics (``moc generate --steps``).
+        rollout_depth: how many sampler steps a rollout runs. Each rolled shot starts from the truth noised
+            that many grid steps above its level, and the model steps it down, reading its own estimate of the
+            step before as a sampler does, so the input carries what several of its own steps leave, not one.
         shape_loss: weight of the auxiliary shape loss (0: none): the cross-entropy of the model's shape head
             (``model.shape_classes`` must be the world's six shapes) against the hidden shape of the
             character every video token shows (:func:`~moc.world.data.token_shapes`), at every token's own
@@ -145,6 +148,7 @@ class OptimConfig:
     rollout: float = 0.0
     rollout_below: float = 0.35
     rollout_steps: int = 16
+    rollout_depth: int = 1
     shape_loss: float = 0.0
     tell_looks: float = 0.0
     tell_places: float = 1.0
@@ -348,6 +352,8 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
         )
     if train.rollout_steps < 1:
         raise _fail(source, "train.rollout_steps", f"must be >= 1, got {train.rollout_steps}")
+    if train.rollout_depth < 1:
+        raise _fail(source, "train.rollout_depth", f"must be >= 1, got {train.rollout_depth}")
     if train.shape_loss < 0:
         raise _fail(source, "train.shape_loss", f"must be >= 0 (0: no shape loss), got {train.shape_loss}")
     if train.shape_loss > 0 and model.shape_classes != len(SHAPES):

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from moc import atomic
+from moc.generate.sampler import estimate as sample_estimate
 from moc.generate.sampler import level_above
 from moc.models import AttentionSpec, MultiShotDiT, count_parameters
 from moc.models.tokens import ScriptIds
@@ -104,24 +105,33 @@ def rollout_input(
     """What a sampler hands the model at levels ``t``: ``(x_t, estimate)``, both ``(B, F, C, H, W)``.
 
     ``x_t`` is the truth noised to ``t`` with ``noise``. Each noisy shot at or below ``train.rollout_below``
-    is replaced: the truth noised to :func:`level_above` its level, estimated by ``model`` (clamped to
-    [-1, 1], as samplers clamp it), and that estimate noised back down to ``t`` with ``noise`` (a sampler step
-    with ``eta = 1``). Other shots keep ``x_t``, and their estimate is the model's at ``t``. ``estimate`` is
-    what the model reads as its previous estimate (self-conditioning), as from a sampler's step before. Draws
-    one noise tensor from ``generator``.
+    is replaced: the truth noised ``train.rollout_depth`` grid steps above its level (:func:`level_above`
+    applied that many times) and stepped down by the model as a sampler with ``eta = 1`` steps it: estimate
+    (clamped to [-1, 1], reading the estimate of the step before if the model self-conditions), then that
+    estimate noised to the next level down with fresh noise, and at the last step with ``noise``. Other
+    shots keep ``x_t`` at every step, and their estimate is the model's at ``t``. ``estimate`` is the last
+    step's, what the model reads as its previous estimate (self-conditioning). Draws ``rollout_depth``
+    noise tensors from ``generator``.
     """
     opt = config.train
     rolled = (t > 0) & (t <= opt.rollout_below)  # (B, S)
-    above = torch.where(rolled, level_above(t, opt.rollout_steps), t)
-    frame_rolled, t_frames, above_frames = (per_frame(v, batch) for v in (rolled, t, above))
-    x_above = torch.where(
-        frame_rolled,
-        (1 - above_frames) * batch.frames + above_frames * torch.randn(noise.shape, generator=generator),
-        x_t,
-    )
-    estimate = model(x_above, above, batch.text, batch.layout, spec=spec, generator=route_generator, ids=ids)
-    estimate = estimate.clamp(-1, 1)
-    return torch.where(frame_rolled, (1 - t_frames) * estimate + t_frames * noise, x_t), estimate
+    frame_rolled = per_frame(rolled, batch)
+    levels = [t]  # levels[i]: i grid steps above t (rolled shots only)
+    for _ in range(opt.rollout_depth):
+        levels.append(torch.where(rolled, level_above(levels[-1], opt.rollout_steps), levels[-1]))
+    top = per_frame(levels[-1], batch)
+    fresh = torch.randn(noise.shape, generator=generator)
+    x = torch.where(frame_rolled, (1 - top) * batch.frames + top * fresh, x_t)
+    estimate = None
+    for depth in range(opt.rollout_depth, 0, -1):
+        estimate = sample_estimate(
+            model, x, levels[depth], batch.text, batch.layout, estimate,
+            spec=spec, generator=route_generator, ids=ids,
+        )  # fmt: skip
+        below = per_frame(levels[depth - 1], batch)
+        fresh = noise if depth == 1 else torch.randn(noise.shape, generator=generator)
+        x = torch.where(frame_rolled, (1 - below) * estimate + below * fresh, x_t)
+    return x, estimate
 
 
 def draw(generator: torch.Generator) -> float:
