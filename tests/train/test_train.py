@@ -707,22 +707,22 @@ def test_id_embeddings_learn_at_their_own_rate(tmp_path):
     assert len(state["optimizer"]["param_groups"][1]["params"]) == 5  # + the told look, paint and scenery
 
 
-def test_a_rollout_hands_low_shots_the_models_own_estimate_noised_back_down(tmp_path):
-    """Shots at or below ``rollout_below`` are the model's estimate from one sampler step above, noised down
-    with the step's noise; clean and high shots are the noised truth. The estimate is that forward pass."""
+def rolled_out_case(tmp_path, depth: int):
+    """A rollout on a random tiny model at levels ``clean, rolled, high`` and ``rolled at the bound, rolled,
+    high`` (``rollout_below = 0.5`` on a 4-step grid): ``(model, batch, t, noise, noised, x_t, estimate)``,
+    ``noised`` the truth noised with ``noise``, the rollout's generator seeded 2."""
     data = tiny_dict(tmp_path)
-    data["train"].update(rollout=1.0, rollout_below=0.5, rollout_steps=4)
+    data["train"].update(rollout=1.0, rollout_below=0.5, rollout_steps=4, rollout_depth=depth)
     config = config_from_dict(data)
     model = MultiShotDiT(tiny_config(self_condition=True))
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0.0, 0.1)
     batch = tiny_batch(batch_size=2, shots=3)
-    t = torch.tensor([[0.0, 0.3, 0.8], [0.5, 0.2, 0.6]])  # clean, rolled, high; rolled at the bound, ...
+    t = torch.tensor([[0.0, 0.3, 0.8], [0.5, 0.2, 0.6]])
     noise = torch.randn(batch.frames.shape, generator=torch.Generator().manual_seed(1))
-    spec = model.default_spec()
-    frame = lambda v: v[:, batch.frame_shot][..., None, None, None]
-    noised = (1 - frame(t)) * batch.frames + frame(t) * noise
+    tf = t[:, batch.frame_shot][..., None, None, None]
+    noised = (1 - tf) * batch.frames + tf * noise
     x_t, estimate = rollout_input(
         model,
         batch,
@@ -731,11 +731,23 @@ def test_a_rollout_hands_low_shots_the_models_own_estimate_noised_back_down(tmp_
         noise,
         config,
         torch.Generator().manual_seed(2),
-        spec=spec,
+        spec=model.default_spec(),
         route_generator=None,
         ids=batch.ids,
     )
-    rolled = torch.tensor([[False, True, False], [True, True, False]])
+    return model, batch, t, noise, noised, x_t, estimate
+
+
+ROLLED = torch.tensor([[False, True, False], [True, True, False]])  # rolled_out_case's rolled shots
+
+
+def test_a_rollout_hands_low_shots_the_models_own_estimate_noised_back_down(tmp_path):
+    """Shots at or below ``rollout_below`` are the model's estimate from one sampler step above, noised down
+    with the step's noise; clean and high shots are the noised truth. The estimate is that forward pass."""
+    model, batch, t, noise, _, x_t, estimate = rolled_out_case(tmp_path, depth=1)
+    spec = model.default_spec()
+    frame = lambda v: v[:, batch.frame_shot][..., None, None, None]
+    rolled = ROLLED
     above = torch.where(rolled, level_above(t, 4), t)
     fresh = torch.randn(noise.shape, generator=torch.Generator().manual_seed(2))
     x_above = (1 - frame(above)) * batch.frames + frame(above) * torch.where(frame(rolled), fresh, noise)
@@ -750,32 +762,10 @@ def test_a_rollout_hands_low_shots_the_models_own_estimate_noised_back_down(tmp_
 def test_a_two_step_rollout_steps_down_as_a_sampler_reading_its_estimate(tmp_path):
     """``rollout_depth = 2``: rolled shots start two grid steps above, the model steps them down one level
     with fresh noise reading nothing, then to ``t`` with the step's noise reading its first estimate."""
-    data = tiny_dict(tmp_path)
-    data["train"].update(rollout=1.0, rollout_below=0.5, rollout_steps=4, rollout_depth=2)
-    config = config_from_dict(data)
-    model = MultiShotDiT(tiny_config(self_condition=True))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.1)
-    batch = tiny_batch(batch_size=2, shots=3)
-    t = torch.tensor([[0.0, 0.3, 0.8], [0.5, 0.2, 0.6]])
-    noise = torch.randn(batch.frames.shape, generator=torch.Generator().manual_seed(1))
+    model, batch, t, noise, noised, x_t, estimate = rolled_out_case(tmp_path, depth=2)
     spec = model.default_spec()
     frame = lambda v: v[:, batch.frame_shot][..., None, None, None]
-    noised = (1 - frame(t)) * batch.frames + frame(t) * noise
-    x_t, estimate = rollout_input(
-        model,
-        batch,
-        t,
-        noised,
-        noise,
-        config,
-        torch.Generator().manual_seed(2),
-        spec=spec,
-        route_generator=None,
-        ids=batch.ids,
-    )
-    rolled = torch.tensor([[False, True, False], [True, True, False]])
+    rolled = ROLLED
     one_up = torch.where(rolled, level_above(t, 4), t)
     two_up = torch.where(rolled, level_above(one_up, 4), t)
     assert (two_up[rolled] > one_up[rolled]).all() and (one_up[rolled] > t[rolled]).all()

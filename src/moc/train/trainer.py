@@ -408,9 +408,10 @@ def train(
                 )
                 previous = estimate if config.model.self_condition else None
             elif opt_cfg.self_condition > 0 and draw(noise_gen) < opt_cfg.self_condition:
-                with torch.no_grad():
-                    first = model(x_t, t, batch.text, batch.layout, spec=spec, generator=route_gen, ids=ids)
-                previous = first.clamp(-1, 1)  # as a sampler clamps the estimate it passes on
+                with torch.no_grad():  # the sampler's clamped estimate, reading none (a shot's first step)
+                    previous = sample_estimate(
+                        model, x_t, t, batch.text, batch.layout, None, spec=spec, generator=route_gen, ids=ids
+                    )
             pred, features = model(
                 x_t,
                 t,
