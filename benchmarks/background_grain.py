@@ -16,9 +16,15 @@ in [0, 1] units.
 * The third table splits each background pixel's offset from its row's median colour into its patch's
   mean offset (a tint shared by the patch's background pixels: blocks) and the rest (grain within the
   patch), and gives the mean length of each, for the same frames.
+* The fourth table gives the mean squared error of one prediction against the truth, all pixels, beside
+  that of the noisy input itself rescaled to the truth's scale (``x_t / (1 - t)``, clamped): a denoiser
+  that does worse than its input at a low level is losing what it was shown.
 
 Usage: python benchmarks/background_grain.py CHECKPOINT [CHECKPOINT ...] [--scenes N] [--draws N]
-    [--threads N] [--image PATH]   (the image: the truth, then per checkpoint one prediction per level)
+    [--threads N] [--image PATH] [--errors PATH]
+    (--image: the truth, then per checkpoint one prediction per level; --errors: the first scene's first
+    frame of every shot: the truth, then per checkpoint and per level in ERROR_LEVELS the mean of the draws
+    and its error from the truth, 4x brightened)
 """
 
 import argparse
@@ -34,10 +40,26 @@ from moc.world.metrics import frames_from_tensor, row_background
 
 LEVELS = (0.02, 0.12, 0.5, 0.8)
 SPLIT_LEVELS = (0.12, 0.5)
+ERROR_LEVELS = (0.02, 0.12)
 
 
 def noise(batch, seed: int) -> torch.Tensor:
     return torch.randn(batch.frames.shape, generator=torch.Generator().manual_seed(seed))
+
+
+def passed_through(frames: torch.Tensor, t: float, noise: torch.Tensor) -> torch.Tensor:
+    """The noisy input at level ``t`` rescaled to the frames' scale and clamped: the estimate a denoiser
+    that changes nothing would make."""
+    return (((1 - t) * frames + t * noise) / (1 - t)).clamp(-1, 1)
+
+
+def error_strip(frames: torch.Tensor, truth: torch.Tensor | None = None) -> torch.Tensor:
+    """The first scene's first frame of every shot, side by side, ``(C, H, W * shots)`` in [-1, 1]; with
+    ``truth``, the error ``|frames - truth|`` brightened 4x instead (black: no error)."""
+    frames = frames[0, ::3]
+    if truth is not None:
+        frames = ((frames - truth[0, ::3]).abs() * 4).clamp(max=2) - 1
+    return torch.cat(list(frames), dim=-1)
 
 
 def frame_rows(frames: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -84,6 +106,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=6)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--image", default=None)
+    parser.add_argument("--errors", default=None)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -103,7 +126,13 @@ def main() -> None:
         "| patch tint / grain within the patch | " + " | ".join(tint_columns) + " |",
         "|---|" + "---|" * len(tint_columns),
     ]
-    rows, truth = [], None
+    error_table = [
+        "| mean squared error, one prediction / the noisy input passed through | "
+        + " | ".join(f"t={t}" for t in LEVELS)
+        + " |",
+        "|---|" + "---|" * len(LEVELS),
+    ]
+    rows, error_rows, truth = [], [], None
     for path in args.checkpoints:
         model = load_model(path)
         tell = bool(model.config.look_codes)
@@ -112,29 +141,39 @@ def main() -> None:
             rough = f"{background_stats(batch.frames)[1]:.4f}"
             truth_split = row_split(batch.frames, batch)
             truth_tint = tint_split(batch.frames, model.config.patch_size)
+            passed = [passed_through(batch.frames, t, noise(batch, 0)) for t in LEVELS]
             truth = (
                 f"| ground truth | {' | '.join(f'{rough} / {rough}' for _ in LEVELS)} |",
                 f"| ground truth | {' | '.join(truth_split for _ in split_columns)} |",
                 f"| ground truth | {' | '.join(truth_tint for _ in tint_columns)} |",
+                [float((p - batch.frames).square().mean()) for p in passed],
             )
             rows.append(strip(batch.frames))
-        cells, first_draw = [], {}
-        for t in LEVELS:
+            error_rows.append(error_strip(batch.frames))
+        cells, errors, first_draw = [], [], {}
+        for t, passed_error in zip(LEVELS, truth[3], strict=True):
             draws = [predict_clean(model, batch, t, noise(batch, seed)) for seed in range(args.draws)]
             mean = torch.stack(draws).mean(0)
             cells.append(f"{background_stats(draws[0])[1]:.4f} / {background_stats(mean)[1]:.4f}")
+            errors.append(f"{float((draws[0] - batch.frames).square().mean()):.5f} / {passed_error:.5f}")
             rows.append(strip(draws[0]))
             first_draw[t] = draws[0]
+            if t in ERROR_LEVELS:
+                error_rows += [error_strip(mean), error_strip(mean, batch.frames)]
         levels_table.append(f"| {path} | " + " | ".join(cells) + " |")
+        error_table.append(f"| {path} | " + " | ".join(errors) + " |")
         split = [row_split(first_draw[t], batch) for t in SPLIT_LEVELS]  # SPLIT_LEVELS lie in LEVELS
         sample = generate_scenes(model, scripts, mode="joint", seed=0, tell_looks=tell).frames
         split.append(row_split(sample, batch))
         split_table.append(f"| {path} | " + " | ".join(split) + " |")
         tints = [tint_split(frames, model.config.patch_size) for frames in [*first_draw.values(), sample]]
         tint_table.append(f"| {path} | " + " | ".join(tints) + " |")
-    print("\n".join([*levels_table, truth[0], "", *split_table, truth[1], "", *tint_table, truth[2]]))
+    tables = [*levels_table, truth[0], "", *split_table, truth[1], "", *tint_table, truth[2], ""]
+    print("\n".join([*tables, *error_table]))
     if args.image:
         save_strips(rows, args.image)
+    if args.errors:
+        save_strips(error_rows, args.errors)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """benchmarks/background_grain.py: the row split puts a character row's speckle where it is."""
 
 import torch
-from background_grain import row_split, tint_split
+from background_grain import error_strip, passed_through, row_split, tint_split
 
 from moc.eval.memory import eval_scripts
 from moc.generate.scene import script_batch
@@ -37,3 +37,14 @@ def test_tint_split_tells_patch_tints_from_grain_within_patches():
     speckle = 0.06 * torch.randn(batch.frames.shape, generator=generator)
     grainy_tint, grainy_within = (float(x) for x in tint_split(batch.frames + speckle, 8).split(" / "))
     assert grainy_within > within + 0.02 and grainy_tint < tint + 0.5 * (grainy_within - within)
+
+
+def test_passed_through_input_and_error_strip():
+    frames = torch.rand(2, 6, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    noise = torch.randn(frames.shape, generator=torch.Generator().manual_seed(1))
+    # x_t / (1 - t) is the truth plus the noise scaled by t / (1 - t), clamped to the frames' range.
+    torch.testing.assert_close(passed_through(frames, 0.5, noise), (frames + noise).clamp(-1, 1))
+    assert error_strip(frames).shape == (3, 8, 16)  # frames 0 and 3 of the first scene
+    assert (error_strip(frames, frames) == -1).all()  # no error is black
+    shifted = error_strip(frames + 0.1, frames)  # an error of 0.1 shows at 0.4 of the way to white
+    torch.testing.assert_close(shifted, torch.full_like(shifted, -0.6))

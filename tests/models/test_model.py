@@ -9,7 +9,7 @@ from moc.config import MoCConfig
 from moc.layout import VIDEO
 from moc.models import ATTENTION_MODES, AttentionRecord, AttentionSpec, KVCache, ModelConfig, model_cost
 from moc.models.attention import attend
-from moc.models.dit import rope_tables
+from moc.models.dit import InputGate, rope_tables
 from moc.models.tokens import ScriptIds
 from moc.routing.window import previous_shot_plan
 from tests.models.helpers import tiny_batch, tiny_config, tiny_model
@@ -21,7 +21,8 @@ from tests.models.helpers import tiny_batch, tiny_config, tiny_model
     ("decoder", "stem", "refiner"),
     [((0, "mlp"), 0, 0), ((20, "mlp"), 5, 0), ((6, "conv"), 0, 0), ((4, "unet"), 3, 0), ((20, "mlp"), 0, 4)],
 )
-def test_shapes_every_mode(mode, training, decoder, stem, refiner):
+@pytest.mark.parametrize("gate", [0, 3])
+def test_shapes_every_mode(mode, training, decoder, stem, refiner, gate):
     batch = tiny_batch()
     moc = MoCConfig(top_k=2, drop_off=0.3, drop_in=0.5)
     width, kind = decoder
@@ -32,6 +33,7 @@ def test_shapes_every_mode(mode, training, decoder, stem, refiner):
         decoder_kind=kind,
         stem_width=stem,
         refiner_width=refiner,
+        input_gate=gate,
     ).train(training)
     t = torch.rand(len(batch), batch.num_shots)
     out = model(batch.frames, t, batch.text, batch.layout, generator=torch.Generator().manual_seed(0))
@@ -253,6 +255,21 @@ def test_model_cost_counts_the_refiners_convolutions_per_pixel():
     assert cost.conv_flops == frames * per_frame
 
 
+def test_input_gate_blends_the_estimate_toward_the_rescaled_input():
+    noisy, estimate = torch.randn(2, 3, 3, 8, 8), torch.randn(2, 3, 3, 8, 8)
+    level = torch.tensor([[0.1, 0.4, 0.9], [0.0, 0.5, 1.0]])
+    gate = InputGate(3, 4)
+    torch.testing.assert_close(gate(noisy, estimate, level), estimate)  # zero-started: the estimate itself
+    with torch.no_grad():
+        gate.convs[-1].bias.fill_(1.0)
+    # Fully open: the noisy input over 1 - t, the divisor kept at 0.5 or more (finite at t = 1).
+    divisor = (1 - level).clamp_min(0.5)[:, :, None, None, None]
+    torch.testing.assert_close(gate(noisy, estimate, level), noisy / divisor)
+    with torch.no_grad():
+        gate.convs[-1].bias.fill_(0.25)
+    torch.testing.assert_close(gate(noisy, estimate, level), 0.75 * estimate + 0.25 * noisy / divisor)
+
+
 def test_record_accumulates_hits_per_layout():
     batch = tiny_batch(batch_size=1, shots=3)
     model = tiny_model()
@@ -376,6 +393,8 @@ def test_bad_inputs_name_the_problem():
         ModelConfig(decoder_width=-1)
     with pytest.raises(ValueError, match=r"model\.refiner_width must be an int >= 0 \(0: no refiner\)"):
         ModelConfig(refiner_width=-2)
+    with pytest.raises(ValueError, match=r"model\.input_gate must be an int >= 0 \(0: no input gate\)"):
+        ModelConfig(input_gate=-1)
     with pytest.raises(
         ValueError, match=r"model\.refiner_width needs model\.decoder_kind 'mlp' or no decoder"
     ):

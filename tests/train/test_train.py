@@ -75,7 +75,7 @@ def test_shipped_configs_parse_and_differ_only_in_attention():
 # Stages trained with no twins of their own. Stage 13 trains the whole model on from the head stage 12, whose
 # twins are stage 11's; their weights were lost (docs/training.md, stage 13), so stage 13 is measured paired
 # against stage 12 on 128 held-out scenes instead, and each later stage against stage 14.
-PAIRED_WITH_PREVIOUS = {f"stage{n}" for n in range(13, 27)}
+PAIRED_WITH_PREVIOUS = {f"stage{n}" for n in range(13, 28)}
 # What a stage may grow into the model it starts from: self-conditioning, told looks, the shape head, told
 # paint, told scenery and the frame refiner (a head stage may also grow the pixel decoder).
 GROWABLE = (
@@ -93,7 +93,7 @@ def test_baseline_stages_differ_from_the_shipped_stages_only_in_attention_and_we
         (p.stem.removeprefix("default_") for p in (ROOT / "configs").glob("default_stage*.toml")),
         key=lambda name: int(name.removeprefix("stage")),
     )
-    assert stages == [f"stage{n}" for n in range(2, 27)]
+    assert stages == [f"stage{n}" for n in range(2, 28)]
     for stage in stages:
         ours = load_config(ROOT / f"configs/default_{stage}.toml")
         head = ours.train.trainable == "head"
@@ -133,7 +133,7 @@ def test_make_train_chains_each_stage_from_the_one_before():
     makefile = (ROOT / "Makefile").read_text()
     recipe = makefile[makefile.index("\ntrain:") :].split("\n\n")[0]
     paths = [line.split("moc train ")[1].strip() for line in recipe.splitlines() if "moc train " in line]
-    assert paths[0] == "configs/default.toml" and paths[-1] == "configs/default_stage26.toml"
+    assert paths[0] == "configs/default.toml" and paths[-1] == "configs/default_stage27.toml"
     previous = ""
     for path in paths:
         config = load_config(ROOT / path)
@@ -159,6 +159,8 @@ def test_min_snr_weights_levels_and_leaves_the_plain_loss_alone():
     t = torch.tensor([0.0, 0.1, 0.2, 0.5, 0.8])
     assert level_weights(t, 0.0).tolist() == [0.0, 1.0, 1.0, 1.0, 1.0]
     torch.testing.assert_close(level_weights(t, 5.0), torch.tensor([0.0, 5.0, 5.0, 1.0, 0.0625]))
+    # A floor of 1 lifts the high levels back to the plain weight; clean shots stay at 0.
+    torch.testing.assert_close(level_weights(t, 5.0, 1.0), torch.tensor([0.0, 5.0, 5.0, 1.0, 1.0]))
     batch = tiny_batch()
     config = config_from_dict(tiny_dict(Path("unused")))
     levels = torch.tensor([[0.0, 0.2, 0.8]]).expand(len(batch), -1)
@@ -172,6 +174,11 @@ def test_min_snr_weights_levels_and_leaves_the_plain_loss_alone():
     shot_weight = level_weights(levels, 5.0)[:, batch.frame_shot][..., None, None]
     expected = (pixels * shot_weight * (pred - batch.frames).pow(2).mean(2)).sum() / pixels.sum()
     torch.testing.assert_close(loss_fn(weighted, pred, batch, levels), expected)
+    floor = dataclasses.replace(config.train, snr_gamma=5.0, snr_floor=1.0)
+    floored = dataclasses.replace(config, train=floor)
+    shot_weight = torch.tensor([0.0, 5.0, 1.0])[batch.frame_shot][..., None, None]  # t = 0.8 lifted to 1
+    expected = (pixels * shot_weight * (pred - batch.frames).pow(2).mean(2)).sum() / pixels.sum()
+    torch.testing.assert_close(loss_fn(floored, pred, batch, levels), expected)
 
 
 def test_joint_batches_keep_every_shot_noisy_and_route_with_joint_causal(tmp_path):
@@ -275,6 +282,8 @@ def test_schedule_gives_chunk_size_and_top_k_by_step(tmp_path):
         (lambda d: d["train"].update(trainable="head"), 'train.trainable: "head" trains on top of earlier'),
         (lambda d: d["model"].update(decoder_width=-4), "model.decoder_width must be an int >= 0"),
         (lambda d: d["train"].update(snr_gamma=-1.0), "train.snr_gamma: must be >= 0"),
+        (lambda d: d["train"].update(snr_floor=1.0), "train.snr_floor: must lie in [0, train.snr_gamma]"),
+        (lambda d: d["train"].update(snr_gamma=5.0, snr_floor=6.0), "got 6.0 with snr_gamma 5.0"),
         (lambda d: d["train"].update(self_condition=0.5), "train.self_condition: needs model.self_condition"),
         (lambda d: d["train"].update(self_condition=2.0), "train.self_condition: must be a probability"),
         (lambda d: d["train"].update(shape_loss=-0.1), "train.shape_loss: must be >= 0"),
@@ -554,6 +563,11 @@ GROWN_PARTS = {
         "refiner_width: checkpoint 0 vs model 4",
         "refiner_width: checkpoint 4 vs model 0",
     ),
+    "input_gate": (
+        {"input_gate": 4},
+        "input_gate: checkpoint 0 vs model 4",
+        "input_gate: checkpoint 4 vs model 0",
+    ),
     "self_condition": (
         {"self_condition": True},
         "self_condition: checkpoint False vs model True",
@@ -585,7 +599,7 @@ def test_a_stage_can_add_a_part_to_earlier_weights(tmp_path, part):
     added = set(grown.state_dict()) - set(plain.state_dict())
     assert added and added == set(grown.stem_parameters) | set(grown.self_condition_parameters) | set(
         grown.shape_head_parameters
-    ) | set(grown.refiner_parameters)
+    ) | set(grown.refiner_parameters) | set(grown.input_gate_parameters)
     t = torch.rand(len(batch), batch.num_shots)
     previous = {"previous": torch.rand_like(batch.frames)} if part == "self_condition" else {}
     torch.testing.assert_close(

@@ -121,6 +121,12 @@ class ModelConfig:
             (docs/training.md, "Stage 23"), it halves the error of almost clean frames and takes a twentieth
             of the samples' background grain. Its last layer starts at zero, so a model grown from a
             checkpoint without it computes what the checkpoint computed.
+        input_gate: channels of a small convolutional net that blends the model's clean estimate, per
+            pixel, toward the noisy input rescaled to the frames' scale, 0 for none
+            (:class:`~moc.models.dit.InputGate`). At low noise levels the input is nearly the answer, yet an
+            estimate rebuilt from 8x8 patches loses the faint marks it shows (docs/training.md, "Stage 27");
+            the gate lets the model keep them where it is sure of them. It starts at zero, so a model grown
+            from a checkpoint without it computes what the checkpoint computed.
     """
 
     width: int = 128
@@ -150,6 +156,7 @@ class ModelConfig:
     paint_features: int = 0
     scenery_features: int = 0
     refiner_width: int = 0
+    input_gate: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -174,6 +181,7 @@ class ModelConfig:
             ("paint_features", "no paint told"),
             ("scenery_features", "no scenery told"),
             ("refiner_width", "no refiner"),
+            ("input_gate", "no input gate"),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

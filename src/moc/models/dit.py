@@ -333,6 +333,36 @@ class UNetPixelDecoder(ConvPixelDecoder):
 CONV_DECODERS = {"conv": ConvPixelDecoder, "unet": UNetPixelDecoder}
 
 
+class InputGate(nn.Module):
+    """Blends the clean estimate toward the noisy input, per pixel: ``estimate + g (passed - estimate)``.
+
+    ``passed`` is the noisy frame rescaled to the frames' scale, ``x_t / (1 - t)`` (the divisor kept at 0.5 or
+    more, where the gate has nothing to gain and ``t = 1`` would divide by zero): the estimate of a denoiser
+    that changes nothing. ``g`` is one number per pixel, computed by two 3x3 convolutions over the noisy
+    frame, the estimate and the shot's level, so it can follow what the input shows (a post, a horizon)
+    and leave flat, noisy regions to the estimate. This is EDM's skip connection (``c_skip(t) x_t``, Karras
+    et al. 2022) made per pixel and learned. Its last layer starts at zero, so ``g = 0`` at the start.
+
+    Shapes: ``noisy`` and ``estimate`` ``(B, F, C, H, W)``, ``level (B, F)`` -> ``(B, F, C, H, W)``.
+    """
+
+    def __init__(self, channels: int, hidden: int) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(
+            [nn.Conv2d(2 * channels + 1, hidden, 3, padding=1), nn.Conv2d(hidden, 1, 3, padding=1)]
+        )
+        nn.init.zeros_(self.convs[-1].weight)
+        nn.init.zeros_(self.convs[-1].bias)
+
+    def forward(self, noisy: torch.Tensor, estimate: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        b, f, _, h, w = noisy.shape
+        level = level[:, :, None, None, None]
+        passed = noisy / (1 - level).clamp_min(0.5)
+        x = torch.cat([noisy, estimate, level.expand(b, f, 1, h, w)], dim=2).reshape(b * f, -1, h, w)
+        gate = self.convs[1](F.gelu(self.convs[0](x))).reshape(b, f, 1, h, w)
+        return estimate + gate * (passed - estimate)
+
+
 class ConvStem(nn.Module):
     """Convolutions over each noisy frame, projected per patch and added to the patch embedding.
 
@@ -431,6 +461,7 @@ class MultiShotDiT(nn.Module):
             if config.refiner_width
             else None
         )
+        self.input_gate = InputGate(config.channels, config.input_gate) if config.input_gate else None
         self.stem = (
             ConvStem(d, config.channels, config.patch_size, config.stem_width) if config.stem_width else None
         )
@@ -462,11 +493,12 @@ class MultiShotDiT(nn.Module):
 
     @property
     def head_parameters(self) -> tuple[str, ...]:
-        """Names of the weights after the last block: final adaLN, linear head, pixel decoder and refiner."""
+        """Names of the weights after the last block: final adaLN, linear head, pixel decoder, refiner and
+        input gate."""
         return tuple(
             n
             for n, _ in self.named_parameters()
-            if n.split(".")[0] in ("final_ada", "out", "decoder", "refiner")
+            if n.split(".")[0] in ("final_ada", "out", "decoder", "refiner", "input_gate")
         )
 
     def _part_parameters(self, part: str) -> tuple[str, ...]:
@@ -483,6 +515,11 @@ class MultiShotDiT(nn.Module):
     def refiner_parameters(self) -> tuple[str, ...]:
         """Names of the frame refiner's weights (empty without ``refiner_width``)."""
         return self._part_parameters("refiner")
+
+    @property
+    def input_gate_parameters(self) -> tuple[str, ...]:
+        """Names of the input gate's weights (empty without ``input_gate``)."""
+        return self._part_parameters("input_gate")
 
     @property
     def stem_parameters(self) -> tuple[str, ...]:
@@ -679,6 +716,8 @@ class MultiShotDiT(nn.Module):
         for refiner in (self.decoder, self.refiner):
             if isinstance(refiner, ConvPixelDecoder):
                 out = out + refiner(features, frames, out, t[:, video_shot], table.grid)
+        if self.input_gate is not None:
+            out = self.input_gate(frames, out, t[:, video_shot[::tokens_per_frame]])
         return (out, features) if return_features else out
 
     def _check_ids(self, ids: ScriptIds | None, batch: int, shots: int, rows: int) -> None:

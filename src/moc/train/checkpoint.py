@@ -84,8 +84,9 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
             computes what the checkpoint computed. The stage may also change ``time_nope_pairs`` (the same
             weights under partial RoPE) and add ``id_bias`` gains; those start at ``ID_BIAS_INIT``, so the
             grown model adds that bonus to same-id logits from its first step. A stage may add the pixel
-            decoder (``decoder_width``), the frame refiner (``refiner_width``), the convolutional stem
-            (``stem_width``) or self-conditioning (``self_condition``); their zero-started layers keep the
+            decoder (``decoder_width``), the frame refiner (``refiner_width``), the input gate
+            (``input_gate``), the convolutional stem (``stem_width``) or self-conditioning
+            (``self_condition``); their zero-started layers keep the
             checkpoint's function. It may add the shape head (``shape_classes``), which the frames never
             read, the told-look embedding (``look_codes``, zero-started) and the told-paint and told-scenery
             maps (``paint_features``, ``scenery_features``, zero-started).
@@ -106,6 +107,7 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
                 ("decoder_width", {"decoder_kind"}, model.decoder_parameters),
                 ("stem_width", set(), model.stem_parameters),
                 ("refiner_width", set(), model.refiner_parameters),
+                ("input_gate", set(), model.input_gate_parameters),
                 ("self_condition", set(), model.self_condition_parameters),
                 ("shape_classes", set(), model.shape_head_parameters),
                 ("look_codes", set(), model.look_parameters),

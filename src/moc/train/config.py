@@ -82,6 +82,9 @@ class OptimConfig:
             ``min(SNR(t), snr_gamma)`` with ``SNR = ((1 - t) / t)^2`` (min-SNR weighting, Hang et al. 2023).
             An x0 loss is largest at high ``t``, where the target is a blurred average, and that swamps the
             small errors by which a shape is drawn right at mid and low levels; min-SNR moves weight there.
+        snr_floor: with ``snr_gamma``, the least weight of a level: each shot weighs ``SNR`` clamped to
+            ``[snr_floor, snr_gamma]``. 0 is min-SNR; 1 keeps every level above ``t = 0.5`` at weight 1, so
+            the low levels gain weight without the high levels, where a shot reads its history, losing it.
         self_condition: probability that a step first estimates the clean frames without gradients and
             then trains the prediction that reads that estimate (``model.self_condition`` must be on); the
             other steps read no estimate, as a sampler's first step does. 0 draws no random number for it.
@@ -144,6 +147,7 @@ class OptimConfig:
     character_weight: float = 4.0
     character_region: str = "pixels"
     snr_gamma: float = 0.0
+    snr_floor: float = 0.0
     self_condition: float = 0.0
     rollout: float = 0.0
     rollout_below: float = 0.35
@@ -339,6 +343,13 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
     if train.snr_gamma < 0:
         raise _fail(
             source, "train.snr_gamma", f"must be >= 0 (0: no min-SNR weighting), got {train.snr_gamma}"
+        )
+    if train.snr_floor < 0 or (train.snr_floor > 0 and not train.snr_floor <= train.snr_gamma):
+        raise _fail(
+            source,
+            "train.snr_floor",
+            f"must lie in [0, train.snr_gamma] (a floor needs min-SNR weighting on), got {train.snr_floor} "
+            f"with snr_gamma {train.snr_gamma}",
         )
     if train.self_condition > 0 and not model.self_condition:
         raise _fail(

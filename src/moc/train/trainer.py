@@ -146,14 +146,14 @@ def random_prefix(batch: Batch, probability: float, generator: torch.Generator) 
     return batch.prefix(shots) if cut else batch
 
 
-def level_weights(t: torch.Tensor, snr_gamma: float) -> torch.Tensor:
-    """Loss weight of each noise level: 1 for noisy shots (``snr_gamma = 0``) or ``min(SNR, snr_gamma)``; 0 at
-    ``t = 0`` (clean history shots carry no loss)."""
+def level_weights(t: torch.Tensor, snr_gamma: float, snr_floor: float = 0.0) -> torch.Tensor:
+    """Loss weight of each noise level: 1 for noisy shots (``snr_gamma = 0``) or ``SNR`` clamped to
+    ``[snr_floor, snr_gamma]``; 0 at ``t = 0`` (clean history shots carry no loss)."""
     noisy = t > 0
     if snr_gamma == 0:
         return noisy.float()
     snr = ((1 - t) / t.clamp_min(1e-6)).square()
-    return torch.where(noisy, snr.clamp_max(snr_gamma), torch.zeros_like(t))
+    return torch.where(noisy, snr.clamp(min=snr_floor, max=snr_gamma), torch.zeros_like(t))
 
 
 def character_boxes(labels: torch.Tensor) -> torch.Tensor:
@@ -184,7 +184,7 @@ def loss_fn(config: TrainConfig, pred: torch.Tensor, batch: Batch, t: torch.Tens
     pixels = 1.0 + (config.train.character_weight - 1.0) * region.float()  # (B, F, H, W)
     levels = t[:, batch.frame_shot][..., None, None]  # (B, F, 1, 1)
     err = (pred - batch.frames).pow(2).mean(2)
-    weight = pixels * level_weights(levels, config.train.snr_gamma)
+    weight = pixels * level_weights(levels, config.train.snr_gamma, config.train.snr_floor)
     return (weight * err).sum() / (pixels * (levels > 0).float()).sum().clamp_min(1.0)
 
 
