@@ -54,8 +54,9 @@ def passed_through(frames: torch.Tensor, t: float, noise: torch.Tensor) -> torch
 
 
 def error_strip(frames: torch.Tensor, truth: torch.Tensor | None = None) -> torch.Tensor:
-    """The first scene's first frame of every shot, side by side, ``(C, H, W * shots)`` in [-1, 1]; with
-    ``truth``, the error ``|frames - truth|`` brightened 4x instead (black: no error)."""
+    """Every third frame of the first scene (the first frame of every shot of the held-out 3-frame scenes),
+    side by side, ``(C, H, W * F / 3)`` in [-1, 1]; with ``truth``, the error ``|frames - truth|``
+    brightened 4x instead (black: no error)."""
     frames = frames[0, ::3]
     if truth is not None:
         frames = ((frames - truth[0, ::3]).abs() * 4).clamp(max=2) - 1
