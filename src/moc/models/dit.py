@@ -651,12 +651,13 @@ class MultiShotDiT(nn.Module):
         x = frames.new_empty(b, is_video.numel(), d)
         patches = patchify(frames, c.patch_size)
         video_shot = shot[is_video].to(device)
+        frame_t = t[:, video_shot[::tokens_per_frame]]  # (B, F): each frame's shot level
         embedded = self.patch_in(patches)
         previous_patches = None if previous is None else patchify(previous, c.patch_size)
         if self.previous_in is not None and previous_patches is not None:
             embedded = embedded + self.previous_in(previous_patches)
         if self.stem is not None:
-            embedded = embedded + self.stem(frames, t[:, video_shot[::tokens_per_frame]])
+            embedded = embedded + self.stem(frames, frame_t)
         x[:, is_video] = embedded
         slots = table.text_slot[start:][~is_video].clamp_max(c.max_caption_tokens - 1).to(device)
         words = self.text_embed(text)
@@ -717,7 +718,7 @@ class MultiShotDiT(nn.Module):
             if isinstance(refiner, ConvPixelDecoder):
                 out = out + refiner(features, frames, out, t[:, video_shot], table.grid)
         if self.input_gate is not None:
-            out = self.input_gate(frames, out, t[:, video_shot[::tokens_per_frame]])
+            out = self.input_gate(frames, out, frame_t)
         return (out, features) if return_features else out
 
     def _check_ids(self, ids: ScriptIds | None, batch: int, shots: int, rows: int) -> None:

@@ -344,7 +344,7 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
         raise _fail(
             source, "train.snr_gamma", f"must be >= 0 (0: no min-SNR weighting), got {train.snr_gamma}"
         )
-    if train.snr_floor < 0 or (train.snr_floor > 0 and not train.snr_floor <= train.snr_gamma):
+    if not 0.0 <= train.snr_floor <= train.snr_gamma:
         raise _fail(
             source,
             "train.snr_floor",
