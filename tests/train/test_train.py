@@ -179,6 +179,22 @@ def test_min_snr_weights_levels_and_leaves_the_plain_loss_alone():
     shot_weight = torch.tensor([0.0, 5.0, 1.0])[batch.frame_shot][..., None, None]  # t = 0.8 lifted to 1
     expected = (pixels * shot_weight * (pred - batch.frames).pow(2).mean(2)).sum() / pixels.sum()
     torch.testing.assert_close(loss_fn(floored, pred, batch, levels), expected)
+    # Pseudo-Huber per pixel: sqrt(e^2 + c^2) - c of the pixel's mean squared error over channels.
+    huber = dataclasses.replace(config, train=dataclasses.replace(config.train, huber_c=0.05))
+    per_pixel = ((pred - batch.frames).pow(2).mean(2) + 0.05**2).sqrt() - 0.05
+    torch.testing.assert_close(loss_fn(huber, pred, batch, levels), (pixels * per_pixel).sum() / pixels.sum())
+
+
+def test_pseudo_huber_weighs_small_errors_more_than_the_squared_error():
+    batch = tiny_batch()
+    config = config_from_dict(tiny_dict(Path("unused")))
+    huber = dataclasses.replace(config, train=dataclasses.replace(config.train, huber_c=0.01))
+    levels = torch.full((len(batch), 3), 0.5)
+    small, large = batch.frames + 0.02, batch.frames + 0.4  # every pixel off by the same amount
+    # Squared error: 20x the offset costs 400x; pseudo-Huber nearer 20x (linear above c).
+    assert loss_fn(config, large, batch, levels) / loss_fn(config, small, batch, levels) > 399
+    ratio = loss_fn(huber, large, batch, levels) / loss_fn(huber, small, batch, levels)
+    assert 20 < ratio < 40
 
 
 def test_joint_batches_keep_every_shot_noisy_and_route_with_joint_causal(tmp_path):
@@ -284,6 +300,7 @@ def test_schedule_gives_chunk_size_and_top_k_by_step(tmp_path):
         (lambda d: d["train"].update(snr_gamma=-1.0), "train.snr_gamma: must be >= 0"),
         (lambda d: d["train"].update(snr_floor=1.0), "train.snr_floor: must lie in [0, train.snr_gamma]"),
         (lambda d: d["train"].update(snr_gamma=5.0, snr_floor=6.0), "got 6.0 with snr_gamma 5.0"),
+        (lambda d: d["train"].update(huber_c=-0.1), "train.huber_c: must be >= 0"),
         (lambda d: d["train"].update(self_condition=0.5), "train.self_condition: needs model.self_condition"),
         (lambda d: d["train"].update(self_condition=2.0), "train.self_condition: must be a probability"),
         (lambda d: d["train"].update(shape_loss=-0.1), "train.shape_loss: must be >= 0"),

@@ -85,6 +85,12 @@ class OptimConfig:
         snr_floor: with ``snr_gamma``, the least weight of a level: each shot weighs ``SNR`` clamped to
             ``[snr_floor, snr_gamma]``. 0 is min-SNR; 1 keeps every level above ``t = 0.5`` at weight 1, so
             the low levels gain weight without the high levels, where a shot reads its history, losing it.
+        huber_c: 0 takes each pixel's squared error (its mean over channels) in the x0 loss; ``> 0`` takes
+            its pseudo-Huber error ``sqrt(e^2 + c^2) - c`` instead, with ``e^2`` that mean and ``c`` this
+            scale (in the frames' [-1, 1] units; Song & Dhariwal 2023 use it for consistency models). It is
+            quadratic below ``c`` and linear above, so a small error's gradient no longer vanishes beside a
+            large one: the faint grain that the squared error all but ignores beside a misdrawn sprite
+            weighs as much per unit as the sprite. Its optimum is nearer the median than the mean.
         self_condition: probability that a step first estimates the clean frames without gradients and
             then trains the prediction that reads that estimate (``model.self_condition`` must be on); the
             other steps read no estimate, as a sampler's first step does. 0 draws no random number for it.
@@ -148,6 +154,7 @@ class OptimConfig:
     character_region: str = "pixels"
     snr_gamma: float = 0.0
     snr_floor: float = 0.0
+    huber_c: float = 0.0
     self_condition: float = 0.0
     rollout: float = 0.0
     rollout_below: float = 0.35
@@ -351,6 +358,8 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
             f"must lie in [0, train.snr_gamma] (a floor needs min-SNR weighting on), got {train.snr_floor} "
             f"with snr_gamma {train.snr_gamma}",
         )
+    if not train.huber_c >= 0:
+        raise _fail(source, "train.huber_c", f"must be >= 0 (0: the squared error), got {train.huber_c}")
     if train.self_condition > 0 and not model.self_condition:
         raise _fail(
             source,

@@ -174,7 +174,8 @@ def character_boxes(labels: torch.Tensor) -> torch.Tensor:
 
 
 def loss_fn(config: TrainConfig, pred: torch.Tensor, batch: Batch, t: torch.Tensor) -> torch.Tensor:
-    """Character-weighted x0 MSE over the noisy shots, each shot weighted by :func:`level_weights`.
+    """Character-weighted x0 loss over the noisy shots, each shot weighted by :func:`level_weights`: each
+    pixel's squared error (mean over channels), or its pseudo-Huber error with ``train.huber_c > 0``.
 
     The sum is divided by the pixel weights of the noisy shots, not by the level weights, so a batch of high
     levels under min-SNR weighting adds little to the gradient instead of being scaled back up.
@@ -184,6 +185,9 @@ def loss_fn(config: TrainConfig, pred: torch.Tensor, batch: Batch, t: torch.Tens
     pixels = 1.0 + (config.train.character_weight - 1.0) * region.float()  # (B, F, H, W)
     levels = t[:, batch.frame_shot][..., None, None]  # (B, F, 1, 1)
     err = (pred - batch.frames).pow(2).mean(2)
+    c = config.train.huber_c
+    if c > 0:
+        err = (err + c * c).sqrt() - c
     weight = pixels * level_weights(levels, config.train.snr_gamma, config.train.snr_floor)
     return (weight * err).sum() / (pixels * (levels > 0).float()).sum().clamp_min(1.0)
 
