@@ -183,6 +183,9 @@ def test_min_snr_weights_levels_and_leaves_the_plain_loss_alone():
     huber = dataclasses.replace(config, train=dataclasses.replace(config.train, huber_c=0.05))
     per_pixel = ((pred - batch.frames).pow(2).mean(2) + 0.05**2).sqrt() - 0.05
     torch.testing.assert_close(loss_fn(huber, pred, batch, levels), (pixels * per_pixel).sum() / pixels.sum())
+    mixed = dataclasses.replace(config, train=dataclasses.replace(config.train, huber_c=0.05, huber_mix=0.25))
+    per_pixel = 0.75 * (pred - batch.frames).pow(2).mean(2) + 0.25 * per_pixel
+    torch.testing.assert_close(loss_fn(mixed, pred, batch, levels), (pixels * per_pixel).sum() / pixels.sum())
 
 
 def test_pseudo_huber_weighs_small_errors_more_than_the_squared_error():
@@ -301,6 +304,8 @@ def test_schedule_gives_chunk_size_and_top_k_by_step(tmp_path):
         (lambda d: d["train"].update(snr_floor=1.0), "train.snr_floor: must lie in [0, train.snr_gamma]"),
         (lambda d: d["train"].update(snr_gamma=5.0, snr_floor=6.0), "got 6.0 with snr_gamma 5.0"),
         (lambda d: d["train"].update(huber_c=-0.1), "train.huber_c: must be >= 0"),
+        (lambda d: d["train"].update(huber_c=0.01, huber_mix=1.5), "train.huber_mix: must lie in [0, 1]"),
+        (lambda d: d["train"].update(huber_mix=0.5), "train.huber_mix: needs train.huber_c > 0"),
         (lambda d: d["train"].update(self_condition=0.5), "train.self_condition: needs model.self_condition"),
         (lambda d: d["train"].update(self_condition=2.0), "train.self_condition: must be a probability"),
         (lambda d: d["train"].update(shape_loss=-0.1), "train.shape_loss: must be >= 0"),

@@ -91,6 +91,10 @@ class OptimConfig:
             quadratic below ``c`` and linear above, so a small error's gradient no longer vanishes beside a
             large one: the faint grain that the squared error all but ignores beside a misdrawn sprite
             weighs as much per unit as the sprite. Its optimum is nearer the median than the mean.
+        huber_mix: with ``huber_c > 0``, the share ``a`` of the pseudo-Huber error in the pixel error
+            ``(1 - a) e^2 + a (sqrt(e^2 + c^2) - c)``; 1 (the default) is the pseudo-Huber error alone. Below
+            an error of about ``a / (2 (1 - a))`` the pseudo-Huber term rules the gradient (the grain); above
+            it the squared error does, so the optimum of a large, unsure error stays near the mean.
         self_condition: probability that a step first estimates the clean frames without gradients and
             then trains the prediction that reads that estimate (``model.self_condition`` must be on); the
             other steps read no estimate, as a sampler's first step does. 0 draws no random number for it.
@@ -155,6 +159,7 @@ class OptimConfig:
     snr_gamma: float = 0.0
     snr_floor: float = 0.0
     huber_c: float = 0.0
+    huber_mix: float = 1.0
     self_condition: float = 0.0
     rollout: float = 0.0
     rollout_below: float = 0.35
@@ -360,6 +365,10 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
         )
     if not train.huber_c >= 0:
         raise _fail(source, "train.huber_c", f"must be >= 0 (0: the squared error), got {train.huber_c}")
+    if not 0.0 <= train.huber_mix <= 1.0:
+        raise _fail(source, "train.huber_mix", f"must lie in [0, 1], got {train.huber_mix}")
+    if train.huber_mix != 1.0 and train.huber_c == 0:
+        raise _fail(source, "train.huber_mix", "needs train.huber_c > 0 (there is no pseudo-Huber term to mix)")
     if train.self_condition > 0 and not model.self_condition:
         raise _fail(
             source,

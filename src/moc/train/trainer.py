@@ -175,7 +175,8 @@ def character_boxes(labels: torch.Tensor) -> torch.Tensor:
 
 def loss_fn(config: TrainConfig, pred: torch.Tensor, batch: Batch, t: torch.Tensor) -> torch.Tensor:
     """Character-weighted x0 loss over the noisy shots, each shot weighted by :func:`level_weights`: each
-    pixel's squared error (mean over channels), or its pseudo-Huber error with ``train.huber_c > 0``.
+    pixel's squared error (mean over channels), or with ``train.huber_c > 0`` its pseudo-Huber error mixed
+    with it by ``train.huber_mix``.
 
     The sum is divided by the pixel weights of the noisy shots, not by the level weights, so a batch of high
     levels under min-SNR weighting adds little to the gradient instead of being scaled back up.
@@ -187,7 +188,8 @@ def loss_fn(config: TrainConfig, pred: torch.Tensor, batch: Batch, t: torch.Tens
     err = (pred - batch.frames).pow(2).mean(2)
     c = config.train.huber_c
     if c > 0:
-        err = (err + c * c).sqrt() - c
+        mix = config.train.huber_mix
+        err = (1 - mix) * err + mix * ((err + c * c).sqrt() - c)
     weight = pixels * level_weights(levels, config.train.snr_gamma, config.train.snr_floor)
     return (weight * err).sum() / (pixels * (levels > 0).float()).sum().clamp_min(1.0)
 
