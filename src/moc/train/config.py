@@ -368,7 +368,7 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
     if not 0.0 <= train.huber_mix <= 1.0:
         raise _fail(source, "train.huber_mix", f"must lie in [0, 1], got {train.huber_mix}")
     if train.huber_mix != 1.0 and train.huber_c == 0:
-        raise _fail(source, "train.huber_mix", "needs train.huber_c > 0 (there is no pseudo-Huber term to mix)")
+        raise _fail(source, "train.huber_mix", "needs train.huber_c > 0 (no pseudo-Huber term to mix)")
     if train.self_condition > 0 and not model.self_condition:
         raise _fail(
             source,
