@@ -8,14 +8,25 @@ are generated told their looks (default sampler, seed 0) and measured as ``frame
 the told shape drawn where a character enters / in later shots, shape IoU, and per true shape how many
 characters are drawn with it.
 
-Usage: python benchmarks/told_samples.py CHECKPOINT [CHECKPOINT ...] [--scenes N] [--threads N]
+Usage: python benchmarks/told_samples.py CHECKPOINT [CHECKPOINT ...] [--scenes N] [--threads N] [--image PATH]
+    (--image: the first frame of every shot of the first three scenes, the truth and then each checkpoint's
+    joint samples, one scene per row)
 """
 
 import argparse
 
 import torch
 from background_grain import tint_split
-from frame_quality import background_stats, drawn_cells, kept_by_shape, shapes_drawn, told_batch, told_kept
+from frame_quality import (
+    background_stats,
+    drawn_cells,
+    kept_by_shape,
+    save_strips,
+    shapes_drawn,
+    strip,
+    told_batch,
+    told_kept,
+)
 
 from moc.eval.memory import eval_scripts
 from moc.generate.scene import generate_scenes, script_batch
@@ -27,6 +38,7 @@ def main() -> None:
     parser.add_argument("checkpoints", nargs="+")
     parser.add_argument("--scenes", type=int, default=48)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--image", default=None)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -35,12 +47,17 @@ def main() -> None:
     columns = ["bg chroma / roughness", "patch tint / grain within", "told shape, intro / later", "shape IoU"]
     print("| model | mode | " + " | ".join([*columns, "kept per true shape"]) + " |")
     print("|---|---|---|---|---|---|---|")
+    rows = []
     for path in args.checkpoints:
         model = load_model(path)
         batch = told_batch(script_batch(scripts, model), True)
         truth = shapes_drawn(batch.frames, scripts)
+        if not rows:
+            rows.append(strip(batch.frames))
         for mode in ("joint", "autoregressive"):
             frames = generate_scenes(model, scripts, mode=mode, seed=0, tell_looks=True).frames
+            if mode == "joint":
+                rows.append(strip(frames))
             chroma, rough = background_stats(frames)
             cells = [
                 f"{chroma:.3f} / {rough:.4f}",
@@ -50,6 +67,8 @@ def main() -> None:
                 kept_by_shape(frames, truth, scripts),
             ]
             print(f"| {path} | {mode} | {' | '.join(cells)} |", flush=True)
+    if args.image:
+        save_strips(rows, args.image)
 
 
 if __name__ == "__main__":

@@ -419,6 +419,10 @@ def test_cli_eval_curves(tmp_path):
         assert result.exit_code == 0 and four.size[0] > width_three  # the binding panel was added
     missing = CliRunner().invoke(build_app(), ["eval", "curves", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "no metrics" in missing.output
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 10, "loss": 0.2}) + "\n")  # no probe (a cleaner)
+    result = CliRunner().invoke(build_app(), ["eval", "curves", str(run), "--out", str(tmp_path / "e.png")])
+    with Image.open(tmp_path / "e.png") as one:
+        assert result.exit_code == 0 and one.size[0] < width_three  # the loss panel alone
 
 
 def test_sampler_noise_eta():
@@ -576,3 +580,21 @@ def test_a_self_conditioned_model_reads_the_estimate_of_the_step_before(mode):
     plain.forward = lambda *a, **kw: seen.append("previous" in kw) or plain_forward(*a, **kw)
     generate_scenes(plain, [SCRIPT], mode=mode, steps=2, seed=1)
     assert seen and not any(seen)
+
+
+def test_samplers_run_the_cleaner_once_over_each_shots_final_estimate():
+    """Joint: the sample is the cleaned raw estimate. Shot by shot: each shot is cleaned before it joins the
+    history, so the first shot is its cleaned raw estimate and later shots read the cleaned history."""
+    model = tiny_model(seed=2, cleaner_width=4)  # random weights: the cleaner changes what it reads
+    batch = generate_scenes(model, [SCRIPT], steps=1).batch
+    run = lambda sampler, clean: sampler(
+        model, batch.text, batch.layout, (3, 32, 32), steps=2, ids=batch.ids,
+        generator=torch.Generator().manual_seed(4), clean=clean,
+    )  # fmt: skip
+    raw, cleaned = run(sample_joint, False), run(sample_joint, True)
+    torch.testing.assert_close(cleaned, model.clean(raw))
+    assert (cleaned - raw).abs().max() > 1e-3
+    raw, cleaned = run(sample_autoregressive, False), run(sample_autoregressive, True)
+    first = SCRIPT.shot_frames[0]
+    torch.testing.assert_close(cleaned[:, :first], model.clean(raw[:, :first]))
+    assert (cleaned[:, first:] - model.clean(raw[:, first:])).abs().max() > 1e-3

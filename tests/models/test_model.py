@@ -7,7 +7,15 @@ import torch
 
 from moc.config import MoCConfig
 from moc.layout import VIDEO
-from moc.models import ATTENTION_MODES, AttentionRecord, AttentionSpec, KVCache, ModelConfig, model_cost
+from moc.models import (
+    ATTENTION_MODES,
+    AttentionRecord,
+    AttentionSpec,
+    KVCache,
+    ModelConfig,
+    MultiShotDiT,
+    model_cost,
+)
 from moc.models.attention import attend
 from moc.models.dit import InputGate, rope_tables
 from moc.models.tokens import ScriptIds
@@ -549,3 +557,20 @@ def test_told_scenery_starts_silent_then_paints_the_prediction_and_is_checked():
     # A model without the map ignores scenery.
     plain = tiny_model(script_ids=True)
     torch.testing.assert_close(run(plain, ids), run(plain, untold), rtol=0, atol=0)
+
+
+def test_the_frame_cleaner_starts_as_the_identity_and_checks_its_frames():
+    """Zero-started, a grown model's samples are unchanged (only clamped); trained weights change each frame
+    on its own; frames the U-Net cannot halve twice are refused with their shape."""
+    frames = torch.randn(2, 3, 3, 32, 32) * 0.6
+    model = MultiShotDiT(tiny_config(cleaner_width=4))
+    assert model.cleaner_parameters and MultiShotDiT(tiny_config()).clean(frames) is frames
+    torch.testing.assert_close(model.clean(frames), frames.clamp(-1, 1))
+    model = tiny_model(seed=1, cleaner_width=4)
+    cleaned = model.clean(frames)
+    assert (
+        cleaned.shape == frames.shape and cleaned.abs().max() <= 1 and (cleaned - frames).abs().max() > 1e-3
+    )
+    torch.testing.assert_close(model.clean(frames[:1, 1:2]), cleaned[:1, 1:2])  # frame by frame
+    with pytest.raises(ValueError, match=r"divisible by 4, got \(6, 3, 30, 32\)"):
+        model.clean(torch.zeros(2, 3, 3, 30, 32))

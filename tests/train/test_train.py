@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import stat
 import tomllib
@@ -15,8 +16,8 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from moc.cli import build_app
-from moc.generate.sampler import level_above
-from moc.models import MultiShotDiT
+from moc.generate.sampler import level_above, sample_joint, time_grid
+from moc.models import AttentionSpec, MultiShotDiT
 from moc.models.config import ID_BIAS_INIT
 from moc.train import (
     CheckpointError,
@@ -31,12 +32,15 @@ from moc.train.checkpoint import checkpoint_dirs, load_weights
 from moc.train.probe import binding_probe, binding_set, binding_target
 from moc.train.trainer import (
     character_boxes,
+    cleaner_loss,
+    cleaner_pairs,
     level_weights,
     loss_fn,
     noise_levels,
     random_prefix,
     rollout_input,
     shape_loss_fn,
+    told_ids,
 )
 from moc.world.data import DataConfig, WorldStream, token_shapes
 from tests.models.helpers import tiny_batch, tiny_config
@@ -75,9 +79,9 @@ def test_shipped_configs_parse_and_differ_only_in_attention():
 # Stages trained with no twins of their own. Stage 13 trains the whole model on from the head stage 12, whose
 # twins are stage 11's; their weights were lost (docs/training.md, stage 13), so stage 13 is measured paired
 # against stage 12 on 128 held-out scenes instead, and each later stage against stage 14.
-PAIRED_WITH_PREVIOUS = {f"stage{n}" for n in range(13, 29)}
+PAIRED_WITH_PREVIOUS = {f"stage{n}" for n in range(13, 30)}
 # What a stage may grow into the model it starts from: self-conditioning, told looks, the shape head, told
-# paint, told scenery and the frame refiner (a head stage may also grow the pixel decoder).
+# paint, told scenery, the frame refiner and the frame cleaner (a head stage may also grow the pixel decoder).
 GROWABLE = (
     "self_condition",
     "look_codes",
@@ -85,6 +89,7 @@ GROWABLE = (
     "paint_features",
     "scenery_features",
     "refiner_width",
+    "cleaner_width",
 )
 
 
@@ -93,7 +98,7 @@ def test_baseline_stages_differ_from_the_shipped_stages_only_in_attention_and_we
         (p.stem.removeprefix("default_") for p in (ROOT / "configs").glob("default_stage*.toml")),
         key=lambda name: int(name.removeprefix("stage")),
     )
-    assert stages == [f"stage{n}" for n in range(2, 29)]
+    assert stages == [f"stage{n}" for n in range(2, 30)]
     for stage in stages:
         ours = load_config(ROOT / f"configs/default_{stage}.toml")
         head = ours.train.trainable == "head"
@@ -133,7 +138,7 @@ def test_make_train_chains_each_stage_from_the_one_before():
     makefile = (ROOT / "Makefile").read_text()
     recipe = makefile[makefile.index("\ntrain:") :].split("\n\n")[0]
     paths = [line.split("moc train ")[1].strip() for line in recipe.splitlines() if "moc train " in line]
-    assert paths[0] == "configs/default.toml" and paths[-1] == "configs/default_stage28.toml"
+    assert paths[0] == "configs/default.toml" and paths[-1] == "configs/default_stage29.toml"
     previous = ""
     for path in paths:
         config = load_config(ROOT / path)
@@ -297,8 +302,29 @@ def test_schedule_gives_chunk_size_and_top_k_by_step(tmp_path):
         (lambda d: d["model"].update(joint_causal="no"), "model.joint_causal must be true, false or unset"),
         (lambda d: d["train"].update(joint_batches=1.5), "train.joint_batches: must be a probability"),
         (lambda d: d["train"].update(joint_shared_t=2.0), "train.joint_shared_t: must be a probability"),
-        (lambda d: d["train"].update(trainable="trunk"), "train.trainable: must be one of ('all', 'head')"),
-        (lambda d: d["train"].update(trainable="head"), 'train.trainable: "head" trains on top of earlier'),
+        (
+            lambda d: d["train"].update(trainable="trunk"),
+            "train.trainable: must be one of ('all', 'head', 'cleaner')",
+        ),
+        (lambda d: d["train"].update(trainable="head"), "train.trainable: 'head' trains on top of earlier"),
+        (
+            lambda d: (d["run"].update(init="x.safetensors"), d["train"].update(trainable="cleaner")),
+            'train.trainable: "cleaner" needs model.cleaner_width > 0',
+        ),
+        (
+            lambda d: d["train"].update(cleaner_from=1),
+            "train.cleaner_from: must lie in [2, train.rollout_steps",
+        ),
+        (lambda d: d["model"].update(cleaner_width=-1), "model.cleaner_width must be an int >= 0"),
+        (
+            lambda d: (
+                d["run"].update(init="x.safetensors"),
+                d["model"].update(cleaner_width=4),
+                d["train"].update(trainable="cleaner"),
+            ),
+            'train.cleaner_scenes: must be >= 1 with "cleaner", got 0',
+        ),
+        (lambda d: d["train"].update(cleaner_batch=0), "train.cleaner_batch: must be >= 1, got 0"),
         (lambda d: d["model"].update(decoder_width=-4), "model.decoder_width must be an int >= 0"),
         (lambda d: d["train"].update(snr_gamma=-1.0), "train.snr_gamma: must be >= 0"),
         (lambda d: d["train"].update(snr_floor=1.0), "train.snr_floor: must lie in [0, train.snr_gamma]"),
@@ -585,6 +611,11 @@ GROWN_PARTS = {
         "refiner_width: checkpoint 0 vs model 4",
         "refiner_width: checkpoint 4 vs model 0",
     ),
+    "cleaner": (
+        {"cleaner_width": 4},
+        "cleaner_width: checkpoint 0 vs model 4",
+        "cleaner_width: checkpoint 4 vs model 0",
+    ),
     "input_gate": (
         {"input_gate": 4},
         "input_gate: checkpoint 0 vs model 4",
@@ -621,7 +652,7 @@ def test_a_stage_can_add_a_part_to_earlier_weights(tmp_path, part):
     added = set(grown.state_dict()) - set(plain.state_dict())
     assert added and added == set(grown.stem_parameters) | set(grown.self_condition_parameters) | set(
         grown.shape_head_parameters
-    ) | set(grown.refiner_parameters) | set(grown.input_gate_parameters)
+    ) | set(grown.refiner_parameters) | set(grown.input_gate_parameters) | set(grown.cleaner_parameters)
     t = torch.rand(len(batch), batch.num_shots)
     previous = {"previous": torch.rand_like(batch.frames)} if part == "self_condition" else {}
     torch.testing.assert_close(
@@ -741,6 +772,88 @@ def test_id_embeddings_learn_at_their_own_rate(tmp_path):
     train(config_from_dict(data), progress=False)
     state = torch.load(next((tmp_path / "looks/checkpoints").glob("step_*/state.pt")), weights_only=False)
     assert len(state["optimizer"]["param_groups"][1]["params"]) == 5  # + the told look, paint and scenery
+
+
+def cleaner_stage(out: Path, init: Path, steps: int = 6) -> dict:
+    data = tiny_dict(out, steps=steps)
+    data["run"]["init"] = str(init)
+    data["model"].update(cleaner_width=4)
+    data["train"].update(
+        trainable="cleaner", rollout_steps=4, cleaner_from=3, cleaner_scenes=3, cleaner_batch=8, lr=1e-2
+    )
+    return data
+
+
+def test_a_cleaner_stage_trains_the_cleaner_alone_and_resumes_bit_identically(tmp_path):
+    first = tiny_dict(tmp_path / "stage1", steps=2)
+    train(config_from_dict(first), progress=False)
+    init = tmp_path / "stage1/model.safetensors"
+    train(config_from_dict(cleaner_stage(tmp_path / "whole", init)), progress=False)
+    split = config_from_dict(cleaner_stage(tmp_path / "split", init))
+    train(split, progress=False, stop_after=4)
+    train(split, progress=False, resume=True)
+    before = load_file(str(init))
+    cleaner = set(MultiShotDiT(split.model).cleaner_parameters)
+    for name in ("model", "ema"):
+        a = load_file(str(tmp_path / "whole/checkpoints/step_0000006" / f"{name}.safetensors"))
+        b = load_file(str(tmp_path / "split/checkpoints/step_0000006" / f"{name}.safetensors"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert set(a) - set(before) == cleaner
+        assert all(torch.equal(before[k], a[k]) for k in before)  # the trunk is frozen
+        assert a["cleaner.out.weight"].abs().sum() > 0  # the cleaner left its zero start
+    losses = [r["loss"] for r in map(json.loads, (tmp_path / "whole/metrics.jsonl").open()) if "loss" in r]
+    assert losses and all(math.isfinite(v) and v > 0 for v in losses)
+
+
+def test_the_cleaner_learns_the_samplers_final_estimates_from_a_few_steps_before_the_end(tmp_path):
+    """The pairs are a joint sampler's raw final estimates of the run's own stream (its own seed), sampled
+    from the truth noised 2 or 3 steps before the end of the grid, told as the recipe draws; the loss is
+    the cleaner's L1 error on frames drawn at random from them."""
+    data = tiny_dict(tmp_path)
+    data["run"]["init"] = "x.safetensors"
+    data["model"].update(
+        cleaner_width=4, script_ids=True, look_codes=6, paint_features=11, scenery_features=17
+    )
+    data["train"].update(
+        trainable="cleaner",
+        rollout_steps=4,
+        cleaner_from=3,
+        cleaner_scenes=3,
+        tell_looks=0.5,
+        tell_places=0.5,
+    )
+    config = config_from_dict(data)
+    model = MultiShotDiT(config.model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.1)
+    model.train()
+    estimates, truth = cleaner_pairs(model, config)
+    assert model.training  # handed back in training mode
+    generator = torch.Generator().manual_seed(config.run.seed + 3)
+    stream = WorldStream(config.data, seed=config.run.seed + 3)
+    spec = AttentionSpec("moc", config.model.joint_routing(config.routing_at(0)), config.model.backend)
+    expected, frames, firsts = [], [], set()
+    model.eval()
+    for index in range(2):  # 3 scenes in batches of 2
+        batch = stream.batch(index)
+        ids = told_ids(batch, config, generator)
+        first = 4 - 2 - int(torch.randint(2, (1,), generator=generator))
+        firsts.add(first)
+        t = float(time_grid(4)[first])
+        start = (1 - t) * batch.frames + t * torch.randn(batch.frames.shape, generator=generator)
+        raw = sample_joint(
+            model, batch.text, batch.layout, tuple(batch.frames.shape[2:]), steps=4,
+            generator=generator, spec=spec, ids=ids, start=start, first_step=first, clean=False,
+        )  # fmt: skip
+        expected.append(raw.flatten(0, 1))
+        frames.append(batch.frames.flatten(0, 1))
+    torch.testing.assert_close(estimates, torch.cat(expected))
+    torch.testing.assert_close(truth, torch.cat(frames))
+    assert not torch.allclose(estimates, truth, atol=0.1)
+    index = torch.randint(len(estimates), (5,), generator=torch.Generator().manual_seed(7))
+    loss = cleaner_loss(model, (estimates, truth), 5, torch.Generator().manual_seed(7))
+    torch.testing.assert_close(loss, (model.cleaner(estimates[index]) - truth[index]).abs().mean())
 
 
 def rolled_out_case(tmp_path, depth: int):

@@ -19,8 +19,9 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 def write_curves(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
     """A PNG with the training loss and the probe ratios (all pixels, character pixels, binding) per run.
 
-    The binding panel is drawn only when a run logged ``probe_binding_ratio`` (runs from before it existed
-    did not).
+    The probe panels are drawn only when a run logged them: runs from before the binding probe have no
+    binding ratio, and a cleaner stage (``train.trainable = "cleaner"``) runs no probe. The loss is each run's
+    own objective (the x0 loss; a cleaner stage's L1 error).
     """
     import matplotlib
 
@@ -28,29 +29,23 @@ def write_curves(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     runs = [(Path(run).name, read_metrics(run)) for run in run_dirs]
-    binding = any("probe_binding_ratio" in r for _, rows in runs for r in rows)
-    fig, axes = plt.subplots(1, 4 if binding else 3, figsize=(18.5 if binding else 14, 3.8))
-    for label, rows in runs:
-        loss = [(r["step"], r["loss"]) for r in rows if "loss" in r]
-        probe = [
-            (r["step"], r["probe_ratio"], r["probe_character_ratio"]) for r in rows if "probe_ratio" in r
+    panels = [("loss", "training loss (the run's objective)")]
+    if any("probe_ratio" in r for _, rows in runs for r in rows):
+        panels += [
+            ("probe_ratio", "memory probe: loss(noisy history) / loss(clean history)"),
+            ("probe_character_ratio", "memory probe on character pixels"),
         ]
-        axes[0].plot(*zip(*loss), label=label, lw=1)
-        if probe:
-            steps, ratio, character = zip(*probe)
-            axes[1].plot(steps, ratio, marker=".", label=label)
-            axes[2].plot(steps, character, marker=".", label=label)
-        bound = [(r["step"], r["probe_binding_ratio"]) for r in rows if "probe_binding_ratio" in r]
-        if bound:
-            axes[3].plot(*zip(*bound), marker=".", label=label)
-    axes[0].set(title="training loss (character-weighted x0 MSE)", xlabel="step", yscale="log")
-    axes[1].set(title="memory probe: loss(noisy history) / loss(clean history)", xlabel="step")
-    axes[2].set(title="memory probe on character pixels", xlabel="step")
-    if binding:
-        axes[3].set(title="binding probe: loss(renamed history) / loss(true)", xlabel="step")
-    for ax in axes[1:]:
-        ax.axhline(1.0, color="grey", ls="--", lw=0.8)
-    for ax in axes:
+    if any("probe_binding_ratio" in r for _, rows in runs for r in rows):
+        panels.append(("probe_binding_ratio", "binding probe: loss(renamed history) / loss(true)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
+    for ax, (key, title) in zip(axes[0], panels, strict=True):
+        for label, rows in runs:
+            points = [(r["step"], r[key]) for r in rows if key in r]
+            if points:
+                ax.plot(*zip(*points), label=label, **({"lw": 1} if key == "loss" else {"marker": "."}))
+        ax.set(title=title, xlabel="step", yscale="log" if key == "loss" else "linear")
+        if key != "loss":
+            ax.axhline(1.0, color="grey", ls="--", lw=0.8)
         ax.legend(fontsize=8)
     fig.tight_layout()
     out = Path(out)

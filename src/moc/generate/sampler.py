@@ -18,7 +18,9 @@ observation of a scene, instead of trusting every flaw as ground truth (history 
 diffusion forcing). The noise is drawn once per shot, so the cache stays exact.
 
 A model with ``self_condition`` reads, at every step but a shot's first, the clean estimate of the step before
-(:func:`estimate`).
+(:func:`estimate`). A model with a frame cleaner (``model.cleaner_width``) has it run once over each shot's
+final estimate (:meth:`~moc.models.MultiShotDiT.clean`), before a shot by shot sampler commits the shot to the
+history; ``clean=False`` returns the raw estimate, what the cleaner is trained on.
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ def sample_joint(
     ids: ScriptIds | None = None,
     start: torch.Tensor | None = None,
     first_step: int = 0,
+    clean: bool = True,
 ) -> torch.Tensor:
     """Denoise all shots together (the paper's main mode).
 
@@ -153,6 +156,8 @@ def sample_joint(
         start: ``(B, F, C, H, W)`` frames at level ``time_grid(steps)[first_step]`` to continue from (as
             SDEdit edits a noised picture); ``None`` starts from pure noise at ``t = 1``.
         first_step: the grid index ``start`` sits at (0 without ``start``).
+        clean: run the model's frame cleaner over the final estimate (a model without one has nothing to
+            run).
 
     Returns:
         ``(B, F, C, H, W)`` frames in [-1, 1].
@@ -173,7 +178,7 @@ def sample_joint(
         x = step(x, x0, t, t_next, eta, generator, deterministic_below)
         if progress:
             progress(1)
-    return x0
+    return model.clean(x0) if clean else x0
 
 
 def shot_prefixes(layout: Layout) -> list[tuple[Layout, int]]:
@@ -207,6 +212,7 @@ def sample_autoregressive(
     deterministic_below: float = DETERMINISTIC_BELOW,
     history_noise: float = HISTORY_NOISE,
     ids: ScriptIds | None = None,
+    clean: bool = True,
 ) -> torch.Tensor:
     """Generate shot by shot, each conditioned on the clean shots before it through cached keys/values.
 
@@ -253,6 +259,8 @@ def sample_autoregressive(
             x = step(x, x0, t, t_next, eta, generator, deterministic_below)
             if progress:
                 progress(1)
+        if clean:
+            x0 = model.clean(x0)
         # Commit the finished shot: its keys/values (at level history_noise) join the history once.
         level = torch.zeros(b, num_shots, device=device)
         history = x0

@@ -128,6 +128,11 @@ class ModelConfig:
             the gate lets the model keep them where it is sure of them. It starts at zero, so a model grown
             from a checkpoint without it computes what the checkpoint computed. An experiment: grown into
             stage 27 and trained 400 steps, it stayed shut (docs/training.md, "Stage 27").
+        cleaner_width: channels of a frame cleaner, 0 for none (:class:`~moc.models.cleaner.FrameCleaner`):
+            a residual U-Net that samplers run once over their final estimate, frame by frame
+            (:meth:`~moc.models.dit.MultiShotDiT.clean`); the model's forward pass never runs it. It is
+            trained apart, on the frozen model's final estimates (``train.trainable = "cleaner"``), and
+            takes the grain the trunk draws into flat backgrounds (docs/training.md, "Stage 29").
     """
 
     width: int = 128
@@ -158,6 +163,7 @@ class ModelConfig:
     scenery_features: int = 0
     refiner_width: int = 0
     input_gate: int = 0
+    cleaner_width: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -183,6 +189,7 @@ class ModelConfig:
             ("scenery_features", "no scenery told"),
             ("refiner_width", "no refiner"),
             ("input_gate", "no input gate"),
+            ("cleaner_width", "no cleaner"),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

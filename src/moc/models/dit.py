@@ -41,6 +41,7 @@ from torch import nn
 
 from moc.layout import Layout
 from moc.models.attention import AttentionRecord, AttentionSpec, attend
+from moc.models.cleaner import FrameCleaner
 from moc.models.config import ID_BIAS_INIT, ModelConfig, rope_pairs
 from moc.models.tokens import ScriptIds, TokenTable, token_table
 
@@ -462,6 +463,7 @@ class MultiShotDiT(nn.Module):
             else None
         )
         self.input_gate = InputGate(config.channels, config.input_gate) if config.input_gate else None
+        self.cleaner = FrameCleaner(config.channels, config.cleaner_width) if config.cleaner_width else None
         self.stem = (
             ConvStem(d, config.channels, config.patch_size, config.stem_width) if config.stem_width else None
         )
@@ -522,6 +524,11 @@ class MultiShotDiT(nn.Module):
         return self._part_parameters("input_gate")
 
     @property
+    def cleaner_parameters(self) -> tuple[str, ...]:
+        """Names of the frame cleaner's weights (empty without ``cleaner_width``)."""
+        return self._part_parameters("cleaner")
+
+    @property
     def stem_parameters(self) -> tuple[str, ...]:
         """Names of the convolutional stem's weights (empty without ``stem_width``)."""
         return self._part_parameters("stem")
@@ -557,6 +564,14 @@ class MultiShotDiT(nn.Module):
     def id_bias_parameters(self) -> tuple[str, ...]:
         """Names of the per-block id-bias gains (empty without ``id_bias``)."""
         return tuple(f"blocks.{i}.id_gain" for i in range(self.config.depth)) if self.config.id_bias else ()
+
+    def clean(self, frames: torch.Tensor) -> torch.Tensor:
+        """A sampler's final estimate run through the frame cleaner (``model.cleaner_width``), clamped to
+        [-1, 1]; without a cleaner, ``frames`` unchanged. Shapes: ``(B, F, C, H, W)`` -> the same."""
+        if self.cleaner is None:
+            return frames
+        b, f = frames.shape[:2]
+        return self.cleaner(frames.flatten(0, 1)).unflatten(0, (b, f)).clamp(-1, 1)
 
     def table(self, layout: Layout, frame_size: tuple[int, int]) -> TokenTable:
         p = self.config.patch_size

@@ -108,6 +108,7 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
                 ("stem_width", set(), model.stem_parameters),
                 ("refiner_width", set(), model.refiner_parameters),
                 ("input_gate", set(), model.input_gate_parameters),
+                ("cleaner_width", set(), model.cleaner_parameters),
                 ("self_condition", set(), model.self_condition_parameters),
                 ("shape_classes", set(), model.shape_head_parameters),
                 ("look_codes", set(), model.look_parameters),

@@ -40,7 +40,7 @@ class RunConfig:
     init: str = ""
 
 
-TRAINABLE = ("all", "head")
+TRAINABLE = ("all", "head", "cleaner")
 CHARACTER_REGIONS = ("pixels", "box")
 
 
@@ -137,7 +137,19 @@ class OptimConfig:
         trainable: ``"all"`` trains every weight; ``"head"`` only what runs after the last block (the final
             adaLN, the linear head and the pixel decoder). A head stage leaves embeddings, attention and
             routing exactly as the init checkpoint has them, so it can sharpen how a model draws without
-            touching what it remembers.
+            touching what it remembers. ``"cleaner"`` trains only the frame cleaner
+            (``model.cleaner_width``) on the frozen model's final estimates: before the first step, the
+            final estimates of ``cleaner_scenes`` training scenes are sampled
+            (:func:`~moc.train.trainer.cleaner_pairs`: each scene's truth noised to a level ``k`` steps before
+            the end of a ``rollout_steps`` grid, ``k`` drawn from 2 to ``cleaner_from``, and sampled jointly
+            to the end in eval mode without the cleaner), and each step takes ``cleaner_batch`` of their
+            frames at random and trains the cleaner's L1 error against the truth. The rest of the recipe
+            (levels, rollouts, self-conditioning, the shape loss) does not apply; ``tell_looks`` and
+            ``tell_places`` still set what the scenes are told.
+        cleaner_from: the furthest grid step before the end that a cleaner's estimates start from (>= 2,
+            so the last step always reads the estimate of a step before, as in sampling).
+        cleaner_scenes: how many training scenes' final estimates a cleaner stage trains on.
+        cleaner_batch: frames per step of a cleaner stage.
     """
 
     steps: int
@@ -171,6 +183,9 @@ class OptimConfig:
     threads: int = 0
     id_lr_scale: float = 1.0
     trainable: str = "all"
+    cleaner_from: int = 3
+    cleaner_scenes: int = 0
+    cleaner_batch: int = 64
 
 
 @dataclass(frozen=True)
@@ -419,8 +434,24 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
         )
     if train.trainable not in TRAINABLE:
         raise _fail(source, "train.trainable", f"must be one of {TRAINABLE}, got {train.trainable!r}")
-    if train.trainable == "head" and not run.init:
-        raise _fail(source, "train.trainable", '"head" trains on top of earlier weights; set run.init')
+    if train.trainable in ("head", "cleaner") and not run.init:
+        raise _fail(
+            source, "train.trainable", f"{train.trainable!r} trains on top of earlier weights; set run.init"
+        )
+    if train.trainable == "cleaner" and not model.cleaner_width:
+        raise _fail(source, "train.trainable", '"cleaner" needs model.cleaner_width > 0')
+    if train.trainable == "cleaner" and train.cleaner_scenes < 1:
+        raise _fail(
+            source, "train.cleaner_scenes", f'must be >= 1 with "cleaner", got {train.cleaner_scenes}'
+        )
+    if train.cleaner_batch < 1:
+        raise _fail(source, "train.cleaner_batch", f"must be >= 1, got {train.cleaner_batch}")
+    if not 2 <= train.cleaner_from <= train.rollout_steps:
+        raise _fail(
+            source,
+            "train.cleaner_from",
+            f"must lie in [2, train.rollout_steps = {train.rollout_steps}], got {train.cleaner_from}",
+        )
     if checkpoint.every <= 0 or checkpoint.keep <= 0:
         raise _fail(source, "checkpoint", "every and keep must be > 0")
     return TrainConfig(run, model, data_config, train, schedule, log, checkpoint, source=source)

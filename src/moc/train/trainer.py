@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from moc import atomic
 from moc.generate.sampler import estimate as sample_estimate
-from moc.generate.sampler import level_above
+from moc.generate.sampler import level_above, sample_joint, time_grid
 from moc.models import AttentionSpec, MultiShotDiT, count_parameters
 from moc.models.tokens import ScriptIds
 from moc.train.checkpoint import (
@@ -134,6 +134,71 @@ def rollout_input(
     return x, estimate
 
 
+def told_ids(batch: Batch, config: TrainConfig, generator: torch.Generator) -> ScriptIds:
+    """``batch``'s ids with what ``train.tell_looks`` and ``train.tell_places`` draw told (nothing at 0)."""
+    opt = config.train
+    ids = batch.ids.told(False)
+    if opt.tell_looks > 0:
+        ids = batch.ids.told(torch.rand(len(batch), generator=generator) < opt.tell_looks)
+    if opt.tell_places < 1:
+        places = torch.rand(len(batch), config.model.num_ids, generator=generator)
+        ids = ids.places_told(places < opt.tell_places)
+    return ids
+
+
+def cleaner_pairs(
+    model: MultiShotDiT, config: TrainConfig, *, progress: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frame cleaner's training set: ``(estimates, truth)``, both ``(N, C, H, W)``.
+
+    ``train.cleaner_scenes`` training scenes (``data.batch_size`` at a time, the run's stream) are told as
+    ``tell_looks`` and ``tell_places`` draw, noised to the level ``k`` steps before the end of a
+    ``train.rollout_steps`` grid (``k`` drawn from 2 to ``train.cleaner_from`` per batch), and sampled
+    jointly from there to the end without the cleaner, the model in eval mode as samplers run it (``eta =
+    1``). At these levels the scene is all but decided, so what a final estimate gets wrong is the trunk's
+    drawing (grain, tints), not another scene it may also draw. Every frame of every scene is one pair. The
+    draws come from a generator of their own (``run.seed + 3``), so a resumed run rebuilds the same set.
+    """
+    from tqdm import tqdm
+
+    opt = config.train
+    generator = torch.Generator().manual_seed(config.run.seed + 3)
+    stream = WorldStream(config.data, seed=config.run.seed + 3)
+    batches = math.ceil(opt.cleaner_scenes / config.data.batch_size)
+    spec = AttentionSpec(config.model.attention, config.routing_at(0), config.model.backend)
+    spec = dataclasses.replace(spec, moc=config.model.joint_routing(spec.moc))
+    estimates, truth = [], []
+    model.eval()
+    for index in tqdm(range(batches), disable=not progress, desc="cleaner pairs"):
+        batch = stream.batch(index)
+        ids = told_ids(batch, config, generator)
+        first = opt.rollout_steps - 2 - int(torch.randint(opt.cleaner_from - 1, (1,), generator=generator))
+        t = float(time_grid(opt.rollout_steps)[first])
+        start = (1 - t) * batch.frames + t * torch.randn(batch.frames.shape, generator=generator)
+        estimate = sample_joint(
+            model, batch.text, batch.layout, tuple(batch.frames.shape[2:]), steps=opt.rollout_steps,
+            generator=generator, spec=spec, ids=ids, start=start, first_step=first, clean=False,
+        )  # fmt: skip
+        estimates.append(estimate.flatten(0, 1))
+        truth.append(batch.frames.flatten(0, 1))
+    model.train()
+    return torch.cat(estimates), torch.cat(truth)
+
+
+def cleaner_loss(
+    model: MultiShotDiT, pairs: tuple[torch.Tensor, torch.Tensor], frames: int, generator: torch.Generator
+) -> torch.Tensor:
+    """The frame cleaner's L1 error on ``frames`` pairs of :func:`cleaner_pairs` drawn at random
+    (``train.trainable = "cleaner"``). The L1 error's optimum is the median: flat where the estimate's grain
+    scatters around a flat band. Frames from many scenes per step: a step on a few scenes' frames follows
+    those scenes' sprite errors, and the cleaner then barely learned in 1,100 steps (docs/training.md,
+    "Stage 29")."""
+    estimates, truth = pairs
+    index = torch.randint(len(estimates), (frames,), generator=generator)
+    cleaned = model.cleaner(estimates[index])  # unclamped, so every pixel's error has a gradient
+    return (cleaned - truth[index]).abs().mean()
+
+
 def draw(generator: torch.Generator) -> float:
     """One uniform number in [0, 1) from ``generator``."""
     return torch.rand(1, generator=generator).item()
@@ -236,8 +301,6 @@ def write_samples(model: MultiShotDiT, batch: Batch, path: Path, steps: int, spe
     """Joint samples of the first two scenes of ``batch`` under their ground truth, as one PNG."""
     from PIL import Image
 
-    from moc.generate.sampler import sample_joint
-
     n = min(2, len(batch))
     gen = torch.Generator().manual_seed(0)
     out = sample_joint(
@@ -300,10 +363,10 @@ def train(
     if config.run.init:
         # A later stage starts from an earlier stage's (EMA) weights, possibly adding the script ids.
         load_weights(model, config.run.init, grow=True)
-    if config.train.trainable == "head":
-        head = set(model.head_parameters)
+    if config.train.trainable != "all":
+        part = set(model.head_parameters if config.train.trainable == "head" else model.cleaner_parameters)
         for name, p in model.named_parameters():
-            p.requires_grad_(name in head)
+            p.requires_grad_(name in part)
     # The EMA copy is only ever evaluated: in eval mode routing applies no drop-off / drop-in.
     ema = copy.deepcopy(model).requires_grad_(False).eval()
     ids = {
@@ -349,6 +412,8 @@ def train(
             f"{out} already holds checkpoints; pass --resume to continue or choose another run.out"
         )
     (out / "config.toml").write_text(tomli_w.dumps(config_to_dict(config)))
+    # A cleaner stage trains on the frozen model's final estimates, rebuilt the same way on every resume.
+    pairs = cleaner_pairs(model, config, progress=progress) if opt_cfg.trainable == "cleaner" else None
     (out / "samples").mkdir(exist_ok=True)
 
     stream = WorldStream(config.data, seed=config.run.seed)
@@ -374,67 +439,75 @@ def train(
     loss_value = float("nan")
     with metrics_path.open("a") as log:
         for step in range(start + 1, last + 1):
-            batch = stream.batch(step - 1)
-            # No draws at probability 0, so configs without joint batches or prefixes replay exactly.
-            joint = opt_cfg.joint_batches > 0 and draw(noise_gen) < opt_cfg.joint_batches
-            if opt_cfg.prefix_batches > 0 and not joint:
-                batch = random_prefix(batch, opt_cfg.prefix_batches, noise_gen)
             routing = config.routing_at(step - 1)
             # Probes see a clean history (routed as shot by shot); sample grids are joint generation.
             probe_spec = AttentionSpec(config.model.attention, routing, config.model.backend)
             joint_spec = dataclasses.replace(probe_spec, moc=config.model.joint_routing(routing))
-            spec = joint_spec if joint else probe_spec
-            shared = joint and opt_cfg.joint_shared_t > 0 and draw(noise_gen) < opt_cfg.joint_shared_t
-            t = noise_levels(config, batch, noise_gen, history=not joint, shared=shared)
-            noise = torch.randn(batch.frames.shape, generator=noise_gen)
-            tf = per_frame(t, batch)
-            x_t = (1 - tf) * batch.frames + tf * noise
             lr = learning_rate(config, step - 1)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_scale"]
-            ids = batch.ids.told(False)  # nothing is told unless train.tell_looks draws it
-            if opt_cfg.tell_looks > 0:
-                ids = batch.ids.told(torch.rand(len(batch), generator=noise_gen) < opt_cfg.tell_looks)
-            if opt_cfg.tell_places < 1:
-                places = torch.rand(len(batch), config.model.num_ids, generator=noise_gen)
-                ids = ids.places_told(places < opt_cfg.tell_places)
-            previous = None
-            if opt_cfg.rollout > 0 and draw(noise_gen) < opt_cfg.rollout:
-                x_t, estimate = rollout_input(
-                    model,
-                    batch,
-                    t,
-                    x_t,
-                    noise,
-                    config,
-                    noise_gen,
-                    spec=spec,
-                    route_generator=route_gen,
-                    ids=ids,
-                )
-                previous = estimate if config.model.self_condition else None
-            elif opt_cfg.self_condition > 0 and draw(noise_gen) < opt_cfg.self_condition:
-                with torch.no_grad():  # the sampler's clamped estimate, reading none (a shot's first step)
-                    previous = sample_estimate(
-                        model, x_t, t, batch.text, batch.layout, None, spec=spec, generator=route_gen, ids=ids
+            if pairs is not None:
+                loss = total = cleaner_loss(model, pairs, opt_cfg.cleaner_batch, noise_gen)
+            else:
+                batch = stream.batch(step - 1)
+                # No draws at probability 0, so configs without joint batches or prefixes replay exactly.
+                joint = opt_cfg.joint_batches > 0 and draw(noise_gen) < opt_cfg.joint_batches
+                if opt_cfg.prefix_batches > 0 and not joint:
+                    batch = random_prefix(batch, opt_cfg.prefix_batches, noise_gen)
+                spec = joint_spec if joint else probe_spec
+                shared = joint and opt_cfg.joint_shared_t > 0 and draw(noise_gen) < opt_cfg.joint_shared_t
+                t = noise_levels(config, batch, noise_gen, history=not joint, shared=shared)
+                noise = torch.randn(batch.frames.shape, generator=noise_gen)
+                tf = per_frame(t, batch)
+                x_t = (1 - tf) * batch.frames + tf * noise
+                ids = told_ids(batch, config, noise_gen)
+                previous = None
+                if opt_cfg.rollout > 0 and draw(noise_gen) < opt_cfg.rollout:
+                    x_t, estimate = rollout_input(
+                        model,
+                        batch,
+                        t,
+                        x_t,
+                        noise,
+                        config,
+                        noise_gen,
+                        spec=spec,
+                        route_generator=route_gen,
+                        ids=ids,
                     )
-            pred, features = model(
-                x_t,
-                t,
-                batch.text,
-                batch.layout,
-                spec=spec,
-                generator=route_gen,
-                ids=ids,
-                previous=previous,
-                return_features=True,
-            )
-            loss = loss_fn(config, pred, batch, t)
-            total = loss
-            if opt_cfg.shape_loss > 0:
-                shape_loss, shape_hits = shape_loss_fn(model, features, batch)
-                window_shape.append((float(shape_loss.detach()), shape_hits))
-                total = loss + opt_cfg.shape_loss * shape_loss
+                    previous = estimate if config.model.self_condition else None
+                elif opt_cfg.self_condition > 0 and draw(noise_gen) < opt_cfg.self_condition:
+                    with (
+                        torch.no_grad()
+                    ):  # the sampler's clamped estimate, reading none (a shot's first step)
+                        previous = sample_estimate(
+                            model,
+                            x_t,
+                            t,
+                            batch.text,
+                            batch.layout,
+                            None,
+                            spec=spec,
+                            generator=route_gen,
+                            ids=ids,
+                        )
+                pred, features = model(
+                    x_t,
+                    t,
+                    batch.text,
+                    batch.layout,
+                    spec=spec,
+                    generator=route_gen,
+                    ids=ids,
+                    previous=previous,
+                    return_features=True,
+                )
+                loss = loss_fn(config, pred, batch, t)
+                total = loss
+                if opt_cfg.shape_loss > 0:
+                    shape_loss, shape_hits = shape_loss_fn(model, features, batch)
+                    window_shape.append((float(shape_loss.detach()), shape_hits))
+                    total = loss + opt_cfg.shape_loss * shape_loss
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             grad_norm = float(torch.nn.utils.clip_grad_norm_(trained, opt_cfg.grad_clip))
