@@ -148,7 +148,8 @@ class OptimConfig:
             ``tell_places`` still set what the scenes are told.
         cleaner_from: the furthest grid step before the end that a cleaner's estimates start from (>= 2,
             so the last step always reads the estimate of a step before, as in sampling).
-        cleaner_scenes: how many training scenes' final estimates a cleaner stage trains on.
+        cleaner_scenes: how many training scenes' final estimates a cleaner stage trains on (rounded up to
+            whole batches of ``data.batch_size``).
         cleaner_batch: frames per step of a cleaner stage.
     """
 

@@ -151,7 +151,8 @@ def cleaner_pairs(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The frame cleaner's training set: ``(estimates, truth)``, both ``(N, C, H, W)``.
 
-    ``train.cleaner_scenes`` training scenes (``data.batch_size`` at a time, the run's stream) are told as
+    ``train.cleaner_scenes`` training scenes (``data.batch_size`` at a time, rounded up to whole batches; a
+    stream of the run's data seeded apart from its training batches) are told as
     ``tell_looks`` and ``tell_places`` draw, noised to the level ``k`` steps before the end of a
     ``train.rollout_steps`` grid (``k`` drawn from 2 to ``train.cleaner_from`` per batch), and sampled
     jointly from there to the end without the cleaner, the model in eval mode as samplers run it (``eta =
