@@ -833,13 +833,12 @@ def test_the_cleaner_learns_the_samplers_final_estimates_from_a_few_steps_before
     generator = torch.Generator().manual_seed(config.run.seed + 3)
     stream = WorldStream(config.data, seed=config.run.seed + 3)
     spec = AttentionSpec("moc", config.model.joint_routing(config.routing_at(0)), config.model.backend)
-    expected, frames, firsts = [], [], set()
+    expected, frames = [], []
     model.eval()
     for index in range(2):  # 3 scenes in batches of 2
         batch = stream.batch(index)
         ids = told_ids(batch, config, generator)
         first = 4 - 2 - int(torch.randint(2, (1,), generator=generator))
-        firsts.add(first)
         t = float(time_grid(4)[first])
         start = (1 - t) * batch.frames + t * torch.randn(batch.frames.shape, generator=generator)
         raw = sample_joint(

@@ -134,6 +134,15 @@ def rollout_input(
     return x, estimate
 
 
+def attention_specs(config: TrainConfig, step: int) -> tuple[AttentionSpec, AttentionSpec]:
+    """``(shot by shot, joint)`` attention specs at ``step`` (0-based) of the schedule. Probes see a clean
+    history, routed as shot-by-shot generation routes; joint batches, sample grids and a cleaner's estimates
+    route as joint generation does (``model.joint_causal``)."""
+    routing = config.routing_at(step)
+    probe = AttentionSpec(config.model.attention, routing, config.model.backend)
+    return probe, dataclasses.replace(probe, moc=config.model.joint_routing(routing))
+
+
 def told_ids(batch: Batch, config: TrainConfig, generator: torch.Generator) -> ScriptIds:
     """``batch``'s ids with what ``train.tell_looks`` and ``train.tell_places`` draw told (nothing at 0)."""
     opt = config.train
@@ -166,8 +175,7 @@ def cleaner_pairs(
     generator = torch.Generator().manual_seed(config.run.seed + 3)
     stream = WorldStream(config.data, seed=config.run.seed + 3)
     batches = math.ceil(opt.cleaner_scenes / config.data.batch_size)
-    spec = AttentionSpec(config.model.attention, config.routing_at(0), config.model.backend)
-    spec = dataclasses.replace(spec, moc=config.model.joint_routing(spec.moc))
+    spec = attention_specs(config, 0)[1]
     estimates, truth = [], []
     model.eval()
     for index in tqdm(range(batches), disable=not progress, desc="cleaner pairs"):
@@ -440,10 +448,8 @@ def train(
     loss_value = float("nan")
     with metrics_path.open("a") as log:
         for step in range(start + 1, last + 1):
-            routing = config.routing_at(step - 1)
-            # Probes see a clean history (routed as shot by shot); sample grids are joint generation.
-            probe_spec = AttentionSpec(config.model.attention, routing, config.model.backend)
-            joint_spec = dataclasses.replace(probe_spec, moc=config.model.joint_routing(routing))
+            probe_spec, joint_spec = attention_specs(config, step - 1)
+            routing = probe_spec.moc
             lr = learning_rate(config, step - 1)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_scale"]
@@ -478,9 +484,8 @@ def train(
                     )
                     previous = estimate if config.model.self_condition else None
                 elif opt_cfg.self_condition > 0 and draw(noise_gen) < opt_cfg.self_condition:
-                    with (
-                        torch.no_grad()
-                    ):  # the sampler's clamped estimate, reading none (a shot's first step)
+                    # the sampler's clamped estimate, reading none (a shot's first step)
+                    with torch.no_grad():
                         previous = sample_estimate(
                             model,
                             x_t,
