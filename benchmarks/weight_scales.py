@@ -12,7 +12,7 @@ import argparse
 
 import torch
 
-from moc.models.dit import patchify
+from moc.models.patches import patchify
 from moc.train import load_model
 from moc.world.data import DataConfig, WorldStream
 

@@ -582,19 +582,28 @@ def test_a_self_conditioned_model_reads_the_estimate_of_the_step_before(mode):
     assert seen and not any(seen)
 
 
-def test_samplers_run_the_cleaner_once_over_each_shots_final_estimate():
-    """Joint: the sample is the cleaned raw estimate. Shot by shot: each shot is cleaned before it joins the
-    history, so the first shot is its cleaned raw estimate and later shots read the cleaned history."""
-    model = tiny_model(seed=2, cleaner_width=4)  # random weights: the cleaner changes what it reads
+@pytest.mark.parametrize("codes", [0, 2])
+def test_samplers_run_the_cleaner_once_over_each_shots_final_estimate(codes):
+    """Joint: the sample is the cleaned raw estimate (a cleaner with codes reads the last step's features).
+    Shot by shot: each shot is cleaned before it joins the history, so the first shot is its cleaned raw
+    estimate and later shots read the cleaned history."""
+    # Random weights: the cleaner changes what it reads.
+    model = tiny_model(seed=2, cleaner_width=4, cleaner_codes=codes)
     batch = generate_scenes(model, [SCRIPT], steps=1).batch
-    run = lambda sampler, clean: sampler(
+    run = lambda sampler, clean, **kw: sampler(
         model, batch.text, batch.layout, (3, 32, 32), steps=2, ids=batch.ids,
-        generator=torch.Generator().manual_seed(4), clean=clean,
+        generator=torch.Generator().manual_seed(4), clean=clean, **kw
     )  # fmt: skip
-    raw, cleaned = run(sample_joint, False), run(sample_joint, True)
-    torch.testing.assert_close(cleaned, model.clean(raw))
+    raw, features = run(sample_joint, False, return_features=True)
+    cleaned, same = run(sample_joint, True, return_features=True)
+    assert features.shape == (1, raw.shape[1] * 16, model.config.width)
+    torch.testing.assert_close(same, features)
+    torch.testing.assert_close(cleaned, model.clean(raw, features))
+    torch.testing.assert_close(cleaned, run(sample_joint, True))
     assert (cleaned - raw).abs().max() > 1e-3
     raw, cleaned = run(sample_autoregressive, False), run(sample_autoregressive, True)
     first = SCRIPT.shot_frames[0]
-    torch.testing.assert_close(cleaned[:, :first], model.clean(raw[:, :first]))
-    assert (cleaned[:, first:] - model.clean(raw[:, first:])).abs().max() > 1e-3
+    assert (cleaned[:, :first] - raw[:, :first]).abs().max() > 1e-3
+    if not codes:  # (shot by shot returns no features to clean the raw shot with)
+        torch.testing.assert_close(cleaned[:, :first], model.clean(raw[:, :first]))
+        assert (cleaned[:, first:] - model.clean(raw[:, first:])).abs().max() > 1e-3

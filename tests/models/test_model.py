@@ -574,3 +574,27 @@ def test_the_frame_cleaner_starts_as_the_identity_and_checks_its_frames():
     torch.testing.assert_close(model.clean(frames[:1, 1:2]), cleaned[:1, 1:2])  # frame by frame
     with pytest.raises(ValueError, match=r"divisible by 4, got \(6, 3, 30, 32\)"):
         model.clean(torch.zeros(2, 3, 3, 30, 32))
+
+
+def test_a_cleaner_with_codes_reads_the_trunks_features_of_each_frames_patches():
+    """``cleaner_codes``: zero-started it is still the identity; trained weights make the output depend on
+    the features of the frame's own tokens (frame by frame); missing or misshapen features are refused."""
+    frames = torch.randn(2, 3, 3, 32, 32) * 0.6
+    features = torch.randn(2, 3 * 16, 24)  # tiny_config: width 24, 8-pixel patches, 16 tokens a frame
+    model = MultiShotDiT(tiny_config(cleaner_width=4, cleaner_codes=2))
+    torch.testing.assert_close(model.clean(frames, features), frames.clamp(-1, 1))
+    model = tiny_model(seed=1, cleaner_width=4, cleaner_codes=2)
+    cleaned = model.clean(frames, features)
+    other = features.clone()
+    other[:, 16:32] += 1.0  # the second frame's tokens only
+    moved = (model.clean(frames, other) - cleaned).abs().amax(dim=(2, 3, 4))
+    assert moved[:, 1].min() > 1e-3 and moved[:, 0].max() == 0 and moved[:, 2].max() == 0
+    torch.testing.assert_close(model.clean(frames[:1, 1:2], features[:1, 16:32]), cleaned[:1, 1:2])
+    with pytest.raises(ValueError, match=r"cleaner_codes: the cleaner reads the trunk's features.*got None"):
+        model.clean(frames)
+    with pytest.raises(ValueError, match=r"need features \(6, 16, 24\), got \(6, 16, 23\)"):
+        model.clean(frames, features[..., :23])
+    with pytest.raises(ValueError, match="reads no features"):
+        tiny_model(seed=1, cleaner_width=4).cleaner(frames[0], features[0, :16].expand(3, -1, -1))
+    with pytest.raises(ValueError, match=r"cleaner_codes needs model\.cleaner_width"):
+        tiny_config(cleaner_codes=2)

@@ -81,7 +81,8 @@ def test_shipped_configs_parse_and_differ_only_in_attention():
 # against stage 12 on 128 held-out scenes instead, and each later stage against stage 14.
 PAIRED_WITH_PREVIOUS = {f"stage{n}" for n in range(13, 30)}
 # What a stage may grow into the model it starts from: self-conditioning, told looks, the shape head, told
-# paint, told scenery, the frame refiner and the frame cleaner (a head stage may also grow the pixel decoder).
+# paint, told scenery, the frame refiner, the frame cleaner and its reading of the trunk's features (a head
+# stage may also grow the pixel decoder).
 GROWABLE = (
     "self_condition",
     "look_codes",
@@ -90,6 +91,7 @@ GROWABLE = (
     "scenery_features",
     "refiner_width",
     "cleaner_width",
+    "cleaner_codes",
 )
 
 
@@ -667,6 +669,28 @@ def test_a_stage_can_add_a_part_to_earlier_weights(tmp_path, part):
         )
 
 
+def test_a_stage_can_teach_a_cleaner_to_read_the_trunks_features(tmp_path):
+    """Growing ``cleaner_codes`` into a trained cleaner gives its first convolution zero-started input
+    channels: it cleans as it did, whatever the features; a plain load refuses the change."""
+    frames = torch.randn(1, 2, 3, 32, 32) * 0.6
+    plain = MultiShotDiT(tiny_config(cleaner_width=4)).eval()
+    with torch.no_grad():
+        for p in plain.parameters():
+            p.normal_(0.0, 0.1)
+    path = save_model(plain, tmp_path / "plain.safetensors")
+    reading = MultiShotDiT(tiny_config(cleaner_width=4, cleaner_codes=2)).eval()
+    with pytest.raises(CheckpointError, match="cleaner_codes: checkpoint 0 vs model 2"):
+        load_weights(reading, path)
+    load_weights(reading, path, grow=True)
+    weight = reading.state_dict()["cleaner.fine.0.weight"]
+    assert weight.shape[1] == 5 and weight[:, 3:].abs().max() == 0
+    features = torch.randn(1, 2 * 16, 24)
+    torch.testing.assert_close(reading.clean(frames, features), plain.clean(frames))
+    with torch.no_grad():
+        reading.cleaner.fine[0].weight[:, 3:].normal_(0.0, 0.1)
+    assert (reading.clean(frames, features) - plain.clean(frames)).abs().max() > 1e-3
+
+
 def test_resume_without_checkpoint_and_with_changed_model_fail(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train(config_from_dict(tiny_dict(tmp_path / "none")), progress=False, resume=True)
@@ -807,12 +831,18 @@ def test_a_cleaner_stage_trains_the_cleaner_alone_and_resumes_bit_identically(tm
 
 def test_the_cleaner_learns_the_samplers_final_estimates_from_a_few_steps_before_the_end(tmp_path):
     """The pairs are a joint sampler's raw final estimates of the run's own stream (its own seed), sampled
-    from the truth noised 2 or 3 steps before the end of the grid, told as the recipe draws; the loss is
-    the cleaner's L1 error on frames drawn at random from them."""
+    from the truth noised 2 or 3 steps before the end of the grid, told as the recipe draws, with the last
+    step's features of each frame (the cleaner has codes); the loss is the cleaner's L1 error on frames
+    drawn at random from them."""
     data = tiny_dict(tmp_path)
     data["run"]["init"] = "x.safetensors"
     data["model"].update(
-        cleaner_width=4, script_ids=True, look_codes=6, paint_features=11, scenery_features=17
+        cleaner_width=4,
+        cleaner_codes=2,
+        script_ids=True,
+        look_codes=6,
+        paint_features=11,
+        scenery_features=17,
     )
     data["train"].update(
         trainable="cleaner",
@@ -828,12 +858,12 @@ def test_the_cleaner_learns_the_samplers_final_estimates_from_a_few_steps_before
         for p in model.parameters():
             p.normal_(0.0, 0.1)
     model.train()
-    estimates, truth = cleaner_pairs(model, config)
+    estimates, features, truth = cleaner_pairs(model, config)
     assert model.training  # handed back in training mode
     generator = torch.Generator().manual_seed(config.run.seed + 3)
     stream = WorldStream(config.data, seed=config.run.seed + 3)
     spec = AttentionSpec("moc", config.model.joint_routing(config.routing_at(0)), config.model.backend)
-    expected, frames = [], []
+    expected, read, frames = [], [], []
     model.eval()
     for index in range(2):  # 3 scenes in batches of 2
         batch = stream.batch(index)
@@ -841,18 +871,22 @@ def test_the_cleaner_learns_the_samplers_final_estimates_from_a_few_steps_before
         first = 4 - 2 - int(torch.randint(2, (1,), generator=generator))
         t = float(time_grid(4)[first])
         start = (1 - t) * batch.frames + t * torch.randn(batch.frames.shape, generator=generator)
-        raw = sample_joint(
+        raw, last = sample_joint(
             model, batch.text, batch.layout, tuple(batch.frames.shape[2:]), steps=4,
             generator=generator, spec=spec, ids=ids, start=start, first_step=first, clean=False,
+            return_features=True,
         )  # fmt: skip
         expected.append(raw.flatten(0, 1))
+        read.append(last.unflatten(1, (raw.shape[1], 16)).flatten(0, 1))  # 16 tokens a frame
         frames.append(batch.frames.flatten(0, 1))
     torch.testing.assert_close(estimates, torch.cat(expected))
+    torch.testing.assert_close(features, torch.cat(read))
     torch.testing.assert_close(truth, torch.cat(frames))
     assert not torch.allclose(estimates, truth, atol=0.1)
     index = torch.randint(len(estimates), (5,), generator=torch.Generator().manual_seed(7))
-    loss = cleaner_loss(model, (estimates, truth), 5, torch.Generator().manual_seed(7))
-    torch.testing.assert_close(loss, (model.cleaner(estimates[index]) - truth[index]).abs().mean())
+    loss = cleaner_loss(model, (estimates, features, truth), 5, torch.Generator().manual_seed(7))
+    cleaned = model.cleaner(estimates[index], features[index])
+    torch.testing.assert_close(loss, (cleaned - truth[index]).abs().mean())
 
 
 def rolled_out_case(tmp_path, depth: int):

@@ -19,8 +19,9 @@ diffusion forcing). The noise is drawn once per shot, so the cache stays exact.
 
 A model with ``self_condition`` reads, at every step but a shot's first, the clean estimate of the step before
 (:func:`estimate`). A model with a frame cleaner (``model.cleaner_width``) has it run once over each shot's
-final estimate (:meth:`~moc.models.MultiShotDiT.clean`), before a shot by shot sampler commits the shot to the
-history; ``clean=False`` returns the raw estimate, what the cleaner is trained on.
+final estimate (:meth:`~moc.models.MultiShotDiT.clean`; one with ``model.cleaner_codes`` also reads the
+last step's features), before a shot by shot sampler commits the shot to the history; ``clean=False``
+returns the raw estimate, what the cleaner is trained on.
 """
 
 from __future__ import annotations
@@ -110,9 +111,24 @@ def estimate(
     **kwargs: object,
 ) -> torch.Tensor:
     """The model's clamped clean estimate of ``x``; a self-conditioned model also reads ``previous``."""
+    return estimate_and_features(model, x, level, text, layout, previous, **kwargs)[0]
+
+
+def estimate_and_features(
+    model: MultiShotDiT,
+    x: torch.Tensor,
+    level: torch.Tensor,
+    text: torch.Tensor,
+    layout: Layout,
+    previous: torch.Tensor | None,
+    **kwargs: object,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`estimate` and the video tokens' final features it was drawn from (what a frame cleaner with
+    ``model.cleaner_codes`` reads)."""
     if model.config.self_condition:
         kwargs["previous"] = previous
-    return model(x, level, text, layout, **kwargs).clamp(-1, 1)
+    x0, features = model(x, level, text, layout, return_features=True, **kwargs)
+    return x0.clamp(-1, 1), features
 
 
 def _noise(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
@@ -137,7 +153,8 @@ def sample_joint(
     start: torch.Tensor | None = None,
     first_step: int = 0,
     clean: bool = True,
-) -> torch.Tensor:
+    return_features: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Denoise all shots together (the paper's main mode).
 
     Args:
@@ -158,9 +175,11 @@ def sample_joint(
         first_step: the grid index ``start`` sits at (0 without ``start``).
         clean: run the model's frame cleaner over the final estimate (a model without one has nothing to
             run).
+        return_features: also return the final estimate's features (what a cleaner trains on).
 
     Returns:
-        ``(B, F, C, H, W)`` frames in [-1, 1].
+        ``(B, F, C, H, W)`` frames in [-1, 1]; with ``return_features`` also the ``(B, F * H/p * W/p,
+        width)`` video tokens' features of the last step.
     """
     check_noise(eta, deterministic_below)
     if not 0 <= first_step < steps or (start is None and first_step):
@@ -170,15 +189,19 @@ def sample_joint(
     shots = len(layout.shots)
     x = _noise((b, frames, *frame_shape), generator, text.device) if start is None else start
     grid = time_grid(steps)
-    x0, previous = x, None
+    previous = None
     for i in range(first_step, steps):
         t, t_next = float(grid[i]), float(grid[i + 1])
         level = torch.full((b, shots), t, device=text.device)
-        x0 = previous = estimate(model, x, level, text, layout, previous, spec=spec, record=record, ids=ids)
+        x0, features = estimate_and_features(
+            model, x, level, text, layout, previous, spec=spec, record=record, ids=ids
+        )
         x = step(x, x0, t, t_next, eta, generator, deterministic_below)
+        previous = x0
         if progress:
             progress(1)
-    return model.clean(x0) if clean else x0
+    out = model.clean(x0, features) if clean else x0
+    return (out, features) if return_features else out
 
 
 def shot_prefixes(layout: Layout) -> list[tuple[Layout, int]]:
@@ -239,12 +262,12 @@ def sample_autoregressive(
         num_shots = len(prefix.shots)
         run_ids = None if ids is None else ids.prefix(num_shots)
         x = _noise((b, frames, *frame_shape), generator, device)
-        x0, previous = x, None
+        previous = None
         for i in range(steps):
             t, t_next = float(grid[i]), float(grid[i + 1])
             level = torch.zeros(b, num_shots, device=device)
             level[:, shot] = t
-            x0 = previous = estimate(
+            x0, features = estimate_and_features(
                 model,
                 x,
                 level,
@@ -257,10 +280,11 @@ def sample_autoregressive(
                 ids=run_ids,
             )
             x = step(x, x0, t, t_next, eta, generator, deterministic_below)
+            previous = x0
             if progress:
                 progress(1)
         if clean:
-            x0 = model.clean(x0)
+            x0 = model.clean(x0, features)
         # Commit the finished shot: its keys/values (at level history_noise) join the history once.
         level = torch.zeros(b, num_shots, device=device)
         history = x0

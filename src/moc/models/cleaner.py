@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from moc.models.patches import unpatchify
+
 
 class FrameCleaner(nn.Module):
     """A residual U-Net over single finished frames: ``frames + correction(frames)``.
@@ -20,16 +22,26 @@ class FrameCleaner(nn.Module):
     26x26 pixels) and the band it stands on. Its last layer starts at zero: a model grown from a
     checkpoint without it samples what the checkpoint sampled.
 
-    Frame height and width must be divisible by 4.
+    With ``codes`` it also reads what the trunk knows of each patch: a linear map of the trunk's final
+    features of the token a pixel lies in gives that pixel ``codes`` more input channels (as the trunk's
+    own refiner reads them). The frame alone does not say whether a blue blot is a violet ring drawn badly
+    or a blue disc; the features the trunk drew it from do (docs/training.md, "Stage 30").
 
-    Shapes: ``frames (N, C, H, W)`` -> ``(N, C, H, W)``.
+    Frame height and width must be divisible by 4 and, with ``codes``, by ``patch_size``.
+
+    Shapes: ``frames (N, C, H, W)``, ``features (N, (H/p) * (W/p), features)`` (only with ``codes``, the
+    tokens of each frame in :func:`~moc.models.patches.patchify` order) -> ``(N, C, H, W)``.
     """
 
-    def __init__(self, channels: int, width: int) -> None:
+    def __init__(
+        self, channels: int, width: int, *, codes: int = 0, features: int = 0, patch_size: int = 8
+    ) -> None:
         super().__init__()
         wide = 2 * width
+        self.codes, self.patch_size = codes, patch_size
+        self.project = nn.Linear(features, codes * patch_size * patch_size) if codes else None
         self.fine = nn.ModuleList(
-            [nn.Conv2d(channels, width, 3, padding=1), nn.Conv2d(width, width, 3, padding=1)]
+            [nn.Conv2d(channels + codes, width, 3, padding=1), nn.Conv2d(width, width, 3, padding=1)]
         )
         self.mid = nn.ModuleList(
             [nn.Conv2d(width, wide, 3, stride=2, padding=1), nn.Conv2d(wide, wide, 3, padding=1)]
@@ -53,13 +65,30 @@ class FrameCleaner(nn.Module):
             x = F.gelu(conv(x))
         return x
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         if frames.dim() != 4 or frames.shape[-2] % 4 or frames.shape[-1] % 4:
             raise ValueError(
                 "FrameCleaner expects (N, C, H, W) frames with H and W divisible by 4, "
                 f"got {tuple(frames.shape)}"
             )
-        fine = self._chain(self.fine, frames)
+        x = frames
+        if self.project is None:
+            if features is not None:
+                raise ValueError("this cleaner reads no features (codes = 0); pass the frames alone")
+        else:
+            n, _, h, w = frames.shape
+            p = self.patch_size
+            grid = (h // p, w // p)
+            expected = (n, grid[0] * grid[1], self.project.in_features)
+            if h % p or w % p or features is None or features.shape != expected:
+                got = None if features is None else tuple(features.shape)
+                raise ValueError(
+                    f"this cleaner reads each frame's token features: {h}x{w} frames of {p}-pixel patches "
+                    f"need features {expected}, got {got}"
+                )
+            codes = unpatchify(self.project(features), 1, self.codes, grid, p)[:, 0]
+            x = torch.cat([frames, codes], dim=1)
+        fine = self._chain(self.fine, x)
         mid = self._chain(self.mid, fine)
         y = self._chain(self.coarse, mid)
         y = F.gelu(self.up_mid(torch.cat([F.interpolate(y, scale_factor=2.0), mid], dim=1)))

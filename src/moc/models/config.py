@@ -133,6 +133,10 @@ class ModelConfig:
             (:meth:`~moc.models.dit.MultiShotDiT.clean`); the model's forward pass never runs it. It is
             trained apart, on the frozen model's final estimates (``train.trainable = "cleaner"``), and
             takes the grain the trunk draws into flat backgrounds (docs/training.md, "Stage 29").
+        cleaner_codes: input channels per pixel that the frame cleaner reads from the trunk's final features
+            of the pixel's patch, 0 for the frame alone (needs ``cleaner_width``): what the trunk knows of a
+            sprite (its told or remembered shape and colours) that its drawing lost (docs/training.md,
+            "Stage 30").
     """
 
     width: int = 128
@@ -164,6 +168,7 @@ class ModelConfig:
     refiner_width: int = 0
     input_gate: int = 0
     cleaner_width: int = 0
+    cleaner_codes: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -190,6 +195,7 @@ class ModelConfig:
             ("refiner_width", "no refiner"),
             ("input_gate", "no input gate"),
             ("cleaner_width", "no cleaner"),
+            ("cleaner_codes", "the cleaner reads the frame alone"),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -207,6 +213,8 @@ class ModelConfig:
             raise ValueError("model.paint_features needs model.look_codes: paint is told with the shape")
         if self.scenery_features and not self.script_ids:
             raise ValueError("model.scenery_features needs model.script_ids: scenery is told with the ids")
+        if self.cleaner_codes and not self.cleaner_width:
+            raise ValueError("model.cleaner_codes needs model.cleaner_width: the codes feed the cleaner")
         if self.width % self.heads:
             raise ValueError(f"model.width ({self.width}) must be divisible by model.heads ({self.heads})")
         if self.head_dim % 2 or self.head_dim < 6:

@@ -43,6 +43,7 @@ from moc.layout import Layout
 from moc.models.attention import AttentionRecord, AttentionSpec, attend
 from moc.models.cleaner import FrameCleaner
 from moc.models.config import ID_BIAS_INIT, ModelConfig, rope_pairs
+from moc.models.patches import patchify, unpatchify
 from moc.models.tokens import ScriptIds, TokenTable, token_table
 
 PAD_ID = 0
@@ -63,23 +64,6 @@ class KVCache:
     keys: list[torch.Tensor] = field(default_factory=list)
     values: list[torch.Tensor] = field(default_factory=list)
     length: int = 0
-
-
-def patchify(frames: torch.Tensor, p: int) -> torch.Tensor:
-    """``(B, F, C, H, W)`` -> ``(B, F * (H/p) * (W/p), C * p * p)``, frame-major then row-major."""
-    b, f, c, h, w = frames.shape
-    x = frames.reshape(b, f, c, h // p, p, w // p, p).permute(0, 1, 3, 5, 2, 4, 6)
-    return x.reshape(b, f * (h // p) * (w // p), c * p * p)
-
-
-def unpatchify(
-    tokens: torch.Tensor, frames: int, channels: int, grid: tuple[int, int], p: int
-) -> torch.Tensor:
-    """Inverse of :func:`patchify`."""
-    b = tokens.shape[0]
-    rows, cols = grid
-    x = tokens.reshape(b, frames, rows, cols, channels, p, p).permute(0, 1, 4, 2, 5, 3, 6)
-    return x.reshape(b, frames, channels, rows * p, cols * p)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, scale: float = 1000.0) -> torch.Tensor:
@@ -463,7 +447,15 @@ class MultiShotDiT(nn.Module):
             else None
         )
         self.input_gate = InputGate(config.channels, config.input_gate) if config.input_gate else None
-        self.cleaner = FrameCleaner(config.channels, config.cleaner_width) if config.cleaner_width else None
+        self.cleaner = None
+        if config.cleaner_width:
+            self.cleaner = FrameCleaner(
+                config.channels,
+                config.cleaner_width,
+                codes=config.cleaner_codes,
+                features=config.width,
+                patch_size=config.patch_size,
+            )
         self.stem = (
             ConvStem(d, config.channels, config.patch_size, config.stem_width) if config.stem_width else None
         )
@@ -565,13 +557,34 @@ class MultiShotDiT(nn.Module):
         """Names of the per-block id-bias gains (empty without ``id_bias``)."""
         return tuple(f"blocks.{i}.id_gain" for i in range(self.config.depth)) if self.config.id_bias else ()
 
-    def clean(self, frames: torch.Tensor) -> torch.Tensor:
+    def clean(self, frames: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         """A sampler's final estimate run through the frame cleaner (``model.cleaner_width``), clamped to
-        [-1, 1]; without a cleaner, ``frames`` unchanged. Shapes: ``(B, F, C, H, W)`` -> the same."""
+        [-1, 1]; without a cleaner, ``frames`` unchanged.
+
+        Shapes: ``frames (B, F, C, H, W)``, ``features (B, F * H/p * W/p, width)`` (the trunk's final
+        features of those frames, :meth:`forward`'s ``return_features``; read only with ``cleaner_codes``)
+        -> ``(B, F, C, H, W)``.
+        """
         if self.cleaner is None:
             return frames
         b, f = frames.shape[:2]
-        return self.cleaner(frames.flatten(0, 1)).unflatten(0, (b, f)).clamp(-1, 1)
+        return self.cleaner(*self.cleaner_inputs(frames, features)).unflatten(0, (b, f)).clamp(-1, 1)
+
+    def cleaner_inputs(
+        self, frames: torch.Tensor, features: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What the frame cleaner reads, frame by frame: ``(B * F, C, H, W)`` frames and, with
+        ``cleaner_codes``, ``(B * F, H/p * W/p, width)`` features (else ``None``)."""
+        b, f = frames.shape[:2]
+        if not self.config.cleaner_codes:
+            return frames.flatten(0, 1), None
+        if features is None or features.dim() != 3 or features.shape[0] != b or features.shape[1] % f:
+            got = None if features is None else tuple(features.shape)
+            raise ValueError(
+                f"model.cleaner_codes: the cleaner reads the trunk's features (B, F * tokens, width) of "
+                f"{b} x {f} frames, got {got}"
+            )
+        return frames.flatten(0, 1), features.unflatten(1, (f, -1)).flatten(0, 1)
 
     def table(self, layout: Layout, frame_size: tuple[int, int]) -> TokenTable:
         p = self.config.patch_size

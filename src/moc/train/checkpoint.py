@@ -89,11 +89,14 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
             (``self_condition``); their zero-started layers keep the
             checkpoint's function. It may add the shape head (``shape_classes``), which the frames never
             read, the told-look embedding (``look_codes``, zero-started) and the told-paint and told-scenery
-            maps (``paint_features``, ``scenery_features``, zero-started).
+            maps (``paint_features``, ``scenery_features``, zero-started). A cleaner may start reading
+            the trunk's features (``cleaner_codes``): its first convolution gains zero-started input
+            channels, so it cleans as it did.
     """
     path = Path(path)
     meta = read_metadata(path)
     new: set[str] = set()  # weights a later stage may add (zero-started or neutral at the start)
+    widened: set[str] = set()  # weights a later stage gives zero-started input channels
     if CONFIG_KEY in meta:
         saved = model_config_from_json(meta[CONFIG_KEY])
         ours = model.config
@@ -108,7 +111,7 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
                 ("stem_width", set(), model.stem_parameters),
                 ("refiner_width", set(), model.refiner_parameters),
                 ("input_gate", set(), model.input_gate_parameters),
-                ("cleaner_width", set(), model.cleaner_parameters),
+                ("cleaner_width", {"cleaner_codes"}, model.cleaner_parameters),
                 ("self_condition", set(), model.self_condition_parameters),
                 ("shape_classes", set(), model.shape_head_parameters),
                 ("look_codes", set(), model.look_parameters),
@@ -119,6 +122,10 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
                 if not getattr(saved, switch) and getattr(ours, switch):
                     free |= {switch, *fields}
                     new |= set(names)
+            if saved.cleaner_width and not saved.cleaner_codes and ours.cleaner_codes:
+                free.add("cleaner_codes")
+                new |= {n for n in model.cleaner_parameters if n.startswith("cleaner.project.")}
+                widened.add("cleaner.fine.0.weight")
         diff = [
             f.name
             for f in dataclasses.fields(ModelConfig)
@@ -131,6 +138,10 @@ def load_weights(model: MultiShotDiT, path: str | Path, *, grow: bool = False) -
             raise CheckpointError(f"{path}: checkpoint is for a different architecture ({details})")
     state = load_file(str(path))
     expected = model.state_dict()
+    for name in widened & set(state):
+        weight = state[name]
+        shape = (weight.shape[0], expected[name].shape[1] - weight.shape[1], *weight.shape[2:])
+        state[name] = torch.cat([weight, weight.new_zeros(shape)], dim=1)
     missing = sorted(set(expected) - set(state) - new)
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)

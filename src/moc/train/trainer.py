@@ -157,8 +157,10 @@ def told_ids(batch: Batch, config: TrainConfig, generator: torch.Generator) -> S
 
 def cleaner_pairs(
     model: MultiShotDiT, config: TrainConfig, *, progress: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The frame cleaner's training set: ``(estimates, truth)``, both ``(N, C, H, W)``.
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """The frame cleaner's training set: ``(estimates, features, truth)``: ``(N, C, H, W)`` final estimates,
+    with ``model.cleaner_codes`` the ``(N, H/p * W/p, width)`` features they were drawn from (else
+    ``None``), and ``(N, C, H, W)`` truth.
 
     ``train.cleaner_scenes`` training scenes (``data.batch_size`` at a time, rounded up to whole batches; a
     stream of the run's data seeded apart from its training batches) are told as
@@ -176,7 +178,7 @@ def cleaner_pairs(
     stream = WorldStream(config.data, seed=config.run.seed + 3)
     batches = math.ceil(opt.cleaner_scenes / config.data.batch_size)
     spec = attention_specs(config, 0)[1]
-    estimates, truth = [], []
+    estimates, features, truth = [], [], []
     model.eval()
     for index in tqdm(range(batches), disable=not progress, desc="cleaner pairs"):
         batch = stream.batch(index)
@@ -184,27 +186,35 @@ def cleaner_pairs(
         first = opt.rollout_steps - 2 - int(torch.randint(opt.cleaner_from - 1, (1,), generator=generator))
         t = float(time_grid(opt.rollout_steps)[first])
         start = (1 - t) * batch.frames + t * torch.randn(batch.frames.shape, generator=generator)
-        estimate = sample_joint(
+        estimate, last = sample_joint(
             model, batch.text, batch.layout, tuple(batch.frames.shape[2:]), steps=opt.rollout_steps,
             generator=generator, spec=spec, ids=ids, start=start, first_step=first, clean=False,
+            return_features=True,
         )  # fmt: skip
-        estimates.append(estimate.flatten(0, 1))
+        frames, read = model.cleaner_inputs(estimate, last)
+        estimates.append(frames)
+        features.append(read)
         truth.append(batch.frames.flatten(0, 1))
     model.train()
-    return torch.cat(estimates), torch.cat(truth)
+    read = torch.cat(features) if model.config.cleaner_codes else None
+    return torch.cat(estimates), read, torch.cat(truth)
 
 
 def cleaner_loss(
-    model: MultiShotDiT, pairs: tuple[torch.Tensor, torch.Tensor], frames: int, generator: torch.Generator
+    model: MultiShotDiT,
+    pairs: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor],
+    frames: int,
+    generator: torch.Generator,
 ) -> torch.Tensor:
     """The frame cleaner's L1 error on ``frames`` pairs of :func:`cleaner_pairs` drawn at random
     (``train.trainable = "cleaner"``). The L1 error's optimum is the median: flat where the estimate's grain
     scatters around a flat band. Frames from many scenes per step: a step on a few scenes' frames follows
     those scenes' sprite errors, and the cleaner then barely learned in 1,100 steps (docs/training.md,
     "Stage 29")."""
-    estimates, truth = pairs
+    estimates, features, truth = pairs
     index = torch.randint(len(estimates), (frames,), generator=generator)
-    cleaned = model.cleaner(estimates[index])  # unclamped, so every pixel's error has a gradient
+    read = None if features is None else features[index]
+    cleaned = model.cleaner(estimates[index], read)  # unclamped, so every pixel's error has a gradient
     return (cleaned - truth[index]).abs().mean()
 
 

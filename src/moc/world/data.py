@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from moc.layout import Layout
-from moc.models.dit import patchify
+from moc.models.patches import patchify
 from moc.models.tokens import ScriptIds
 from moc.world.appearance import (
     FEATURES,
