@@ -108,27 +108,17 @@ def estimate(
     text: torch.Tensor,
     layout: Layout,
     previous: torch.Tensor | None,
+    *,
+    return_features: bool = False,
     **kwargs: object,
-) -> torch.Tensor:
-    """The model's clamped clean estimate of ``x``; a self-conditioned model also reads ``previous``."""
-    return estimate_and_features(model, x, level, text, layout, previous, **kwargs)[0]
-
-
-def estimate_and_features(
-    model: MultiShotDiT,
-    x: torch.Tensor,
-    level: torch.Tensor,
-    text: torch.Tensor,
-    layout: Layout,
-    previous: torch.Tensor | None,
-    **kwargs: object,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`estimate` and the video tokens' final features it was drawn from (what a frame cleaner with
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The model's clamped clean estimate of ``x``; a self-conditioned model also reads ``previous``. With
+    ``return_features`` also the video tokens' final features it was drawn from (what a frame cleaner with
     ``model.cleaner_codes`` reads)."""
     if model.config.self_condition:
         kwargs["previous"] = previous
     x0, features = model(x, level, text, layout, return_features=True, **kwargs)
-    return x0.clamp(-1, 1), features
+    return (x0.clamp(-1, 1), features) if return_features else x0.clamp(-1, 1)
 
 
 def _noise(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
@@ -193,8 +183,8 @@ def sample_joint(
     for i in range(first_step, steps):
         t, t_next = float(grid[i]), float(grid[i + 1])
         level = torch.full((b, shots), t, device=text.device)
-        x0, features = estimate_and_features(
-            model, x, level, text, layout, previous, spec=spec, record=record, ids=ids
+        x0, features = estimate(
+            model, x, level, text, layout, previous, spec=spec, record=record, ids=ids, return_features=True
         )
         x = step(x, x0, t, t_next, eta, generator, deterministic_below)
         previous = x0
@@ -267,7 +257,7 @@ def sample_autoregressive(
             t, t_next = float(grid[i]), float(grid[i + 1])
             level = torch.zeros(b, num_shots, device=device)
             level[:, shot] = t
-            x0, features = estimate_and_features(
+            x0, features = estimate(
                 model,
                 x,
                 level,
@@ -278,6 +268,7 @@ def sample_autoregressive(
                 cache=cache,
                 record=record,
                 ids=run_ids,
+                return_features=True,
             )
             x = step(x, x0, t, t_next, eta, generator, deterministic_below)
             previous = x0

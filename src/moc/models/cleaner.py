@@ -25,7 +25,9 @@ class FrameCleaner(nn.Module):
     With ``codes`` it also reads what the trunk knows of each patch: a linear map of the trunk's final
     features of the token a pixel lies in gives that pixel ``codes`` more input channels (as the trunk's
     own refiner reads them). The frame alone does not say whether a blue blot is a violet ring drawn badly
-    or a blue disc; the features the trunk drew it from do (docs/training.md, "Stage 30").
+    or a blue disc; the features the trunk drew it from may. Measured on estimates from 2 or 3 sampler
+    steps before the end, where shapes and colours are already decided, it bought nothing over the frame
+    alone (docs/training.md, "Stage 30").
 
     Frame height and width must be divisible by 4 and, with ``codes``, by ``patch_size``.
 

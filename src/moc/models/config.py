@@ -135,8 +135,8 @@ class ModelConfig:
             takes the grain the trunk draws into flat backgrounds (docs/training.md, "Stage 29").
         cleaner_codes: input channels per pixel that the frame cleaner reads from the trunk's final features
             of the pixel's patch, 0 for the frame alone (needs ``cleaner_width``): what the trunk knows of a
-            sprite (its told or remembered shape and colours) that its drawing lost (docs/training.md,
-            "Stage 30").
+            sprite (its told or remembered shape and colours) that its drawing lost. An experiment: level
+            with the frame alone on stage 30's estimates (docs/training.md, "Stage 30").
     """
 
     width: int = 128
