@@ -36,17 +36,17 @@ demo: $(STAMP)
 	$(VENV)/bin/moc generate --script src/moc/world/examples/the_return.toml --out runs/demo
 	@echo "demo outputs in runs/demo: scene.mp4, scene.gif, contact_sheet.png, routing_map.png, summary.json"
 
-# Reproduce the shipped checkpoint (twenty-nine stages, about 45 + 30 + 60 + 40 + 30 + 30 + 30 + 20 + 20 + 50 min
-# on one core, then about 40 + 20 + 65 + 20 + 80 + 40 + 45 + 75 + 51 + 30 + 53 + 51 + 40 + 46 min on two and 58 + 44 on one, then 31 + 21 + 20 on two): MoC for stages 1-4, dense for stages
+# Reproduce the shipped checkpoint (thirty stages, about 45 + 30 + 60 + 40 + 30 + 30 + 30 + 20 + 20 + 50 min
+# on one core, then about 40 + 20 + 65 + 20 + 80 + 40 + 45 + 75 + 51 + 30 + 53 + 51 + 40 + 46 min on two and 58 + 44 on one, then 31 + 21 + 20 + 25 on two): MoC for stages 1-4, dense for stages
 # 6-10, then MoC fine-tuned from the dense weights with half-frame chunks and routed captions (stage 11), as the
 # paper trains dense and then sparsifies, a pixel decoder trained on the frozen stage-11 model (stage 12), the
 # whole model trained on stage 12's noise levels (stage 13), self-conditioning (stage 14), sprites weighed over
 # their boxes (stage 15), told looks (stage 16), the auxiliary shape loss (stages 17-19) and told paint (stages
 # 20-21), told scenery (stage 22), a frame refiner trained on the frozen stage-22 model (stage 23), some
-# places left untold (stage 24), rollout steps (stage 25), deeper rollouts (stage 26), low noise levels weighted up (stage 27), a pseudo-Huber term in the pixel error (stage 28) a frame cleaner trained on the frozen stage-28 model's final estimates (stage 29) and trained longer (stage 30). Stage 5 and the MoC stages 6-10 were experiments the chain skips
-# (docs/training.md). Stages 15-30 keep the run names they were measured under (runs/box_weight ...
-# runs/cleaner_more). Then
-# cp runs/cleaner_more/model.safetensors src/moc/checkpoints/default.safetensors
+# places left untold (stage 24), rollout steps (stage 25), deeper rollouts (stage 26), low noise levels weighted up (stage 27), a pseudo-Huber term in the pixel error (stage 28), a frame cleaner trained on the frozen stage-28 model's final estimates (stage 29), trained longer (stage 30) and on estimates from higher up the grid (stage 31). Stage 5 and the MoC stages 6-10 were experiments the chain skips
+# (docs/training.md). Stages 15-31 keep the run names they were measured under (runs/box_weight ...
+# runs/cleaner_high). Then
+# cp runs/cleaner_high/model.safetensors src/moc/checkpoints/default.safetensors
 train: $(STAMP)
 	$(VENV)/bin/moc train configs/default.toml
 	$(VENV)/bin/moc train configs/default_stage2.toml
@@ -77,6 +77,7 @@ train: $(STAMP)
 	$(VENV)/bin/moc train configs/default_stage28.toml
 	$(VENV)/bin/moc train configs/default_stage29.toml
 	$(VENV)/bin/moc train configs/default_stage30.toml
+	$(VENV)/bin/moc train configs/default_stage31.toml
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

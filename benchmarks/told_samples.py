@@ -9,8 +9,10 @@ the told shape drawn where a character enters / in later shots, shape IoU, and p
 characters are drawn with it.
 
 Usage: python benchmarks/told_samples.py CHECKPOINT [CHECKPOINT ...] [--scenes N] [--threads N] [--image PATH]
+    [--mistakes]
     (--image: the first frame of every shot of the first three scenes, the truth and then each checkpoint's
-    joint samples, one scene per row)
+    joint samples, one scene per row; --mistakes: after each row, what each true shape was drawn as where
+    it was not kept, with the scene, shot and character of each)
 """
 
 import argparse
@@ -39,6 +41,7 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=48)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--image", default=None)
+    parser.add_argument("--mistakes", action="store_true")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -67,8 +70,27 @@ def main() -> None:
                 kept_by_shape(frames, truth, scripts),
             ]
             print(f"| {path} | {mode} | {' | '.join(cells)} |", flush=True)
+            if args.mistakes:
+                print(mistakes(frames, truth, scripts), flush=True)
     if args.image:
         save_strips(rows, args.image)
+
+
+def mistakes(frames: torch.Tensor, truth: list[str | None], scripts) -> str:
+    """``"ring as circle 12: s3/1/c2 ..."``: per (true shape, drawn shape) pair where they differ, how
+    often, and where (scene / shot / character), most frequent first; ``None`` drawn: never whole."""
+    where = [
+        f"s{n}/{s}/c{cid}"
+        for n, script in enumerate(scripts)
+        for s, shot in enumerate(script.shots)
+        for cid in sorted(a.id for a in shot.characters)
+    ]
+    found: dict[tuple[str, str | None], list[str]] = {}
+    for place, t, d in zip(where, truth, shapes_drawn(frames, scripts), strict=True):
+        if t is not None and d != t:
+            found.setdefault((t, d), []).append(place)
+    ranked = sorted(found.items(), key=lambda item: -len(item[1]))
+    return "\n".join(f"  {t} as {d} {len(at)}: {' '.join(at)}" for (t, d), at in ranked)
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ def test_shipped_configs_parse_and_differ_only_in_attention():
 # Stages trained with no twins of their own. Stage 13 trains the whole model on from the head stage 12, whose
 # twins are stage 11's; their weights were lost (docs/training.md, stage 13), so stage 13 is measured paired
 # against stage 12 on 128 held-out scenes instead, and each later stage against stage 14.
-PAIRED_WITH_PREVIOUS = {f"stage{n}" for n in range(13, 31)}
+PAIRED_WITH_PREVIOUS = {f"stage{n}" for n in range(13, 32)}
 # What a stage may grow into the model it starts from: self-conditioning, told looks, the shape head, told
 # paint, told scenery, the frame refiner, the frame cleaner and its reading of the trunk's features (a head
 # stage may also grow the pixel decoder).
@@ -100,7 +100,7 @@ def test_baseline_stages_differ_from_the_shipped_stages_only_in_attention_and_we
         (p.stem.removeprefix("default_") for p in (ROOT / "configs").glob("default_stage*.toml")),
         key=lambda name: int(name.removeprefix("stage")),
     )
-    assert stages == [f"stage{n}" for n in range(2, 31)]
+    assert stages == [f"stage{n}" for n in range(2, 32)]
     for stage in stages:
         ours = load_config(ROOT / f"configs/default_{stage}.toml")
         head = ours.train.trainable == "head"
@@ -140,7 +140,7 @@ def test_make_train_chains_each_stage_from_the_one_before():
     makefile = (ROOT / "Makefile").read_text()
     recipe = makefile[makefile.index("\ntrain:") :].split("\n\n")[0]
     paths = [line.split("moc train ")[1].strip() for line in recipe.splitlines() if "moc train " in line]
-    assert paths[0] == "configs/default.toml" and paths[-1] == "configs/default_stage30.toml"
+    assert paths[0] == "configs/default.toml" and paths[-1] == "configs/default_stage31.toml"
     previous = ""
     for path in paths:
         config = load_config(ROOT / path)
@@ -193,6 +193,12 @@ def test_min_snr_weights_levels_and_leaves_the_plain_loss_alone():
     mixed = dataclasses.replace(config, train=dataclasses.replace(config.train, huber_c=0.05, huber_mix=0.25))
     per_pixel = 0.75 * (pred - batch.frames).pow(2).mean(2) + 0.25 * per_pixel
     torch.testing.assert_close(loss_fn(mixed, pred, batch, levels), (pixels * per_pixel).sum() / pixels.sum())
+    # The place's feature pixels weighed 8 times: 7 more on each, in the sum and in the divisor.
+    assert batch.scenery.any()
+    scenery = dataclasses.replace(config, train=dataclasses.replace(config.train, scenery_weight=8.0))
+    pixels = (1.0 + 3.0 * (batch.labels >= 0).float() + 7.0 * batch.scenery.float()) * noisy
+    expected = (pixels * (pred - batch.frames).pow(2).mean(2)).sum() / pixels.sum()
+    torch.testing.assert_close(loss_fn(scenery, pred, batch, levels), expected)
 
 
 def test_pseudo_huber_weighs_small_errors_more_than_the_squared_error():
@@ -363,6 +369,7 @@ def test_schedule_gives_chunk_size_and_top_k_by_step(tmp_path):
         (lambda d: d["train"].update(tell_places=0.5), "train.tell_places: needs train.tell_looks > 0"),
         (lambda d: d["train"].update(tell_places=-0.1), "train.tell_places: must be a probability"),
         (lambda d: d["train"].update(character_region="cell"), "train.character_region: must be one of"),
+        (lambda d: d["train"].update(scenery_weight=0.0), "train.scenery_weight: must be > 0"),
         (lambda d: d["train"].update(rollout=1.5), "train.rollout: must be a probability"),
         (
             lambda d: d["train"].update(rollout_below=0.0),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -145,3 +146,17 @@ def _timed(scenes) -> float:
     for scene in scenes:
         scene.render()
     return time.perf_counter() - begin
+
+
+def test_scenery_marks_the_background_pixels_of_the_place_feature():
+    """``Clip.scenery`` is where the render differs from the same place drawn without its feature, outside
+    the sprites, in static shots and pans alike."""
+    for seed in range(6):
+        scene = Scene.random(seed, ScriptConfig(num_shots=4))
+        places = {p: dataclasses.replace(look, feature="none") for p, look in scene.appearance.places.items()}
+        clip = scene.render()
+        flat = render(scene.script, dataclasses.replace(scene.appearance, places=places))
+        differs = np.abs(clip.frames - flat.frames).max(-1) > 1e-6
+        assert np.array_equal(clip.scenery, differs)
+        assert not (clip.scenery & (clip.labels != BACKGROUND)).any()
+    assert clip.scenery.dtype == bool and clip.scenery.shape == clip.labels.shape

@@ -340,6 +340,7 @@ def write_outputs(
         frame_shot=script.frame_shot,
         boxes=tuple(() for _ in range(len(frames))),
         sprite_size=0,
+        scenery=np.zeros(frames.shape[:3], bool),
     )
     scene = Scene.from_script(script)
     paths: dict[str, Path] = {}

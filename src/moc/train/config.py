@@ -78,6 +78,10 @@ class OptimConfig:
             spans its whole sprite cell but the square, which is one pixel short on each side, so every
             shape's grown box covers the whole cell: where shapes differ, the weight no longer depends on the
             shape (the one-pixel ring around the cell, where it may, is background for every shape).
+        scenery_weight: loss weight of the background pixels that show their place's faint feature (posts,
+            clouds, furrows: :attr:`moc.world.data.Batch.scenery`; 1 = like any background pixel). They
+            are a twentieth of the pixels, 0.09 of the colour range off their band; at weight 1 the model
+            draws a twelfth of their contrast (docs/training.md, "Scenery features").
         snr_gamma: 0 weighs every noise level alike in the x0 loss; ``> 0`` weighs each shot by
             ``min(SNR(t), snr_gamma)`` with ``SNR = ((1 - t) / t)^2`` (min-SNR weighting, Hang et al. 2023).
             An x0 loss is largest at high ``t``, where the target is a blurred average, and that swamps the
@@ -169,6 +173,7 @@ class OptimConfig:
     joint_shared_t: float = 0.0
     character_weight: float = 4.0
     character_region: str = "pixels"
+    scenery_weight: float = 1.0
     snr_gamma: float = 0.0
     snr_floor: float = 0.0
     huber_c: float = 0.0
@@ -427,6 +432,8 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Trai
         )
     if not train.id_lr_scale > 0:
         raise _fail(source, "train.id_lr_scale", f"must be > 0, got {train.id_lr_scale}")
+    if not train.scenery_weight > 0:
+        raise _fail(source, "train.scenery_weight", f"must be > 0, got {train.scenery_weight}")
     if train.character_region not in CHARACTER_REGIONS:
         raise _fail(
             source,

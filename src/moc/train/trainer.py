@@ -258,9 +258,9 @@ def character_boxes(labels: torch.Tensor) -> torch.Tensor:
 
 
 def loss_fn(config: TrainConfig, pred: torch.Tensor, batch: Batch, t: torch.Tensor) -> torch.Tensor:
-    """Character-weighted x0 loss over the noisy shots, each shot weighted by :func:`level_weights`: each
-    pixel's squared error (mean over channels), or with ``train.huber_c > 0`` its pseudo-Huber error mixed
-    with it by ``train.huber_mix``.
+    """Character- and scenery-weighted x0 loss over the noisy shots, each shot weighted by
+    :func:`level_weights`: each pixel's squared error (mean over channels), or with ``train.huber_c > 0`` its
+    pseudo-Huber error mixed with it by ``train.huber_mix``.
 
     The sum is divided by the pixel weights of the noisy shots, not by the level weights, so a batch of high
     levels under min-SNR weighting adds little to the gradient instead of being scaled back up.
@@ -268,6 +268,8 @@ def loss_fn(config: TrainConfig, pred: torch.Tensor, batch: Batch, t: torch.Tens
     labels = batch.labels
     region = (labels >= 0) if config.train.character_region == "pixels" else character_boxes(labels)
     pixels = 1.0 + (config.train.character_weight - 1.0) * region.float()  # (B, F, H, W)
+    if config.train.scenery_weight != 1.0:
+        pixels = pixels + (config.train.scenery_weight - 1.0) * batch.scenery.float()
     levels = t[:, batch.frame_shot][..., None, None]  # (B, F, 1, 1)
     err = (pred - batch.frames).pow(2).mean(2)
     c = config.train.huber_c

@@ -105,6 +105,8 @@ class Batch:
     Attributes:
         frames: ``(B, F, 3, H, W)`` float32 in [-1, 1]; ``F`` = total frames of all shots, shot after shot.
         labels: ``(B, F, H, W)`` int8 ground-truth masks: the character id of each pixel, -1 for background.
+        scenery: ``(B, F, H, W)`` bool: the background pixels that show their place's faint feature
+            (:attr:`moc.world.render.Clip.scenery`).
         captions: ``(B, S, C)`` int64 token ids of each shot's caption, padded with 0.
         global_caption: ``(B, G)`` int64 token ids of the global caption, padded with 0.
         frame_shot: ``(F,)`` int64: the shot of each frame (shared by the batch).
@@ -120,6 +122,7 @@ class Batch:
 
     frames: torch.Tensor
     labels: torch.Tensor
+    scenery: torch.Tensor
     captions: torch.Tensor
     global_caption: torch.Tensor
     frame_shot: torch.Tensor
@@ -146,6 +149,7 @@ class Batch:
         return Batch(
             frames=self.frames[:, :frames],
             labels=self.labels[:, :frames],
+            scenery=self.scenery[:, :frames],
             captions=self.captions[:, :shots],
             global_caption=self.global_caption,
             frame_shot=self.frame_shot[:frames],
@@ -316,12 +320,14 @@ def make_batch(scenes: Sequence[Scene], config: DataConfig, seeds: Sequence[int]
     frames_np -= 1.0
     frames = torch.from_numpy(frames_np)
     labels = torch.from_numpy(np.stack([c.labels for c in clips]))
+    scenery = torch.from_numpy(np.stack([c.scenery for c in clips]))
     c_len, g_len = config.caption_tokens, config.global_caption_tokens
     captions = [[vocab.encode(shot_caption(shot), c_len) for shot in s.script.shots] for s in scenes]
     globals_ = [vocab.encode(global_caption(s.script), g_len) for s in scenes]
     return Batch(
         frames=frames,
         labels=labels,
+        scenery=scenery,
         captions=torch.tensor(captions, dtype=torch.int64),
         global_caption=torch.tensor(globals_, dtype=torch.int64),
         frame_shot=torch.from_numpy(scenes[0].script.frame_shot),

@@ -46,6 +46,8 @@ class Clip:
         boxes: per frame, ``(character id, top, left)`` of each sprite's ``sprite_size`` square (it may lie
             partly outside the frame while entering or leaving).
         sprite_size: the sprite side in pixels.
+        scenery: ``(F, H, W)`` bool: the background pixels that show the place's faint feature (posts,
+            clouds or furrows), where a loss can weigh them up.
     """
 
     frames: np.ndarray
@@ -53,6 +55,7 @@ class Clip:
     frame_shot: np.ndarray
     boxes: tuple[tuple[tuple[int, int, int], ...], ...]
     sprite_size: int
+    scenery: np.ndarray
 
     def mask(self, character: int) -> np.ndarray:
         """``(F, H, W)`` bool: the pixels of ``character``."""
@@ -129,9 +132,20 @@ def character_sprite(look: CharacterLook, size: int) -> tuple[np.ndarray, np.nda
 # ---- places ----------------------------------------------------------------------------------------------
 
 
+def _horizon_row(look: PlaceLook, height: int) -> int:
+    return max(1, min(height - 1, round(look.horizon * height)))
+
+
+def feature_mask(look: PlaceLook, height: int, width: int) -> np.ndarray:
+    """``(height, width)`` bool: the pixels of :func:`place_texture` that show the place's feature (none for
+    ``feature = "none"``); scrolls with the texture."""
+    where = _feature_mask(look.feature, look.repeats, _horizon_row(look, height), height, width)
+    return np.zeros((height, width), dtype=bool) if where is None else where
+
+
 def place_texture(look: PlaceLook, height: int, width: int) -> np.ndarray:
     """``(height, width, 3)`` float32 image of a place; periodic in x (period ``width``) so it can scroll."""
-    horizon = max(1, min(height - 1, round(look.horizon * height)))
+    horizon = _horizon_row(look, height)
     y = np.arange(height, dtype=np.float32)[:, None]
     # Mild shading: the sky brightens towards the horizon, the ground darkens towards the bottom.
     shade = np.where(
@@ -240,8 +254,9 @@ def render(
     n_frames = script.num_frames
     frames = np.empty((n_frames, height, width, 3), dtype=np.float32)
     labels = np.full((n_frames, height, width), BACKGROUND, dtype=np.int8)
+    scenery = np.empty((n_frames, height, width), dtype=bool)
     boxes: list[tuple[tuple[int, int, int], ...]] = []
-    textures: dict[tuple[int, str], np.ndarray] = {}
+    textures: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
     sprites: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     f0 = 0
     for s, (shot, look) in enumerate(zip(script.shots, looks)):
@@ -255,9 +270,11 @@ def render(
             )
         key = (id(look), shot.place)
         if key not in textures:
-            textures[key] = place_texture(_look(look.places, shot.place, "place"), height, width)
-        texture = textures[key]
+            place = _look(look.places, shot.place, "place")
+            textures[key] = place_texture(place, height, width), feature_mask(place, height, width)
+        texture, feature = textures[key]
         tiled = np.concatenate([texture, texture], axis=1) if shot.camera != "static" else texture
+        tiled_feature = np.concatenate([feature, feature], axis=1) if shot.camera != "static" else feature
         placed = []
         for lane, action in enumerate(shot.characters):
             skey = (id(look), action.id)
@@ -271,6 +288,7 @@ def render(
             # A window into the texture tiled twice == np.roll(texture, step * t, axis=1), without the copies.
             offset = (-step * t) % width
             frames[f] = tiled[:, offset : offset + width] if step else texture
+            scenery[f] = tiled_feature[:, offset : offset + width] if step else feature
             frame_boxes = []
             for cid, top, lefts, rgb, mask in placed:
                 left = int(lefts[t])
@@ -278,8 +296,14 @@ def render(
                 frame_boxes.append((cid, top, left))
             boxes.append(tuple(frame_boxes))
         f0 += shot.frames
+    scenery &= labels == BACKGROUND
     return Clip(
-        frames=frames, labels=labels, frame_shot=script.frame_shot, boxes=tuple(boxes), sprite_size=size
+        frames=frames,
+        labels=labels,
+        frame_shot=script.frame_shot,
+        boxes=tuple(boxes),
+        sprite_size=size,
+        scenery=scenery,
     )
 
 
