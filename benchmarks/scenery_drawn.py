@@ -9,9 +9,11 @@ feature drawn at the right place scores between. Pixels within one pixel of a sp
 out of both sides, so halos beside characters do not count. Background roughness cannot tell this: a flat
 band without its feature can measure as flat as the world's.
 
-Each checkpoint is measured on its one-step clean predictions from the truth noised to ``t = 0.12`` and
-``0.3`` (the feature shows through the noise there) and on told samples, joint and shot by shot, split by
-feature kind and by camera (a pan scrolls the feature, so its phase changes from frame to frame).
+Each checkpoint is measured on its one-step clean predictions from the truth noised to ``t = 0.02``, ``0.12``
+and ``0.3`` (where the feature shows through the noise: what the model keeps of what it is shown) and ``0.8``
+(where it does not: what the model draws from what it is told or remembers), and on told samples, joint and
+shot by shot. Columns split the frames by feature kind, by camera (a pan scrolls the feature, so its phase
+changes from frame to frame) and by the feature's period.
 
 Usage: python benchmarks/scenery_drawn.py CHECKPOINT [CHECKPOINT ...] [--scenes N] [--threads N] [--raw]
     (--raw: also the samples of a model with a frame cleaner drawn without it)
@@ -123,7 +125,7 @@ def main() -> None:
 
 
 COLUMNS = ("all", "posts", "clouds", "furrows", "static", "pan", "period 8", "period 16")
-LEVELS = (0.12, 0.3)
+LEVELS = (0.02, 0.12, 0.3, 0.8)
 
 if __name__ == "__main__":
     main()
