@@ -865,12 +865,12 @@ def test_the_cleaner_learns_the_samplers_final_estimates_from_a_few_steps_before
         for p in model.parameters():
             p.normal_(0.0, 0.1)
     model.train()
-    estimates, features, truth = cleaner_pairs(model, config)
+    estimates, features, truth, scenery = cleaner_pairs(model, config)
     assert model.training  # handed back in training mode
     generator = torch.Generator().manual_seed(config.run.seed + 3)
     stream = WorldStream(config.data, seed=config.run.seed + 3)
     spec = AttentionSpec("moc", config.model.joint_routing(config.routing_at(0)), config.model.backend)
-    expected, read, frames = [], [], []
+    expected, read, frames, marks = [], [], [], []
     model.eval()
     for index in range(2):  # 3 scenes in batches of 2
         batch = stream.batch(index)
@@ -886,14 +886,22 @@ def test_the_cleaner_learns_the_samplers_final_estimates_from_a_few_steps_before
         expected.append(raw.flatten(0, 1))
         read.append(last.unflatten(1, (raw.shape[1], 16)).flatten(0, 1))  # 16 tokens a frame
         frames.append(batch.frames.flatten(0, 1))
+        marks.append(batch.scenery.flatten(0, 1))
     torch.testing.assert_close(estimates, torch.cat(expected))
     torch.testing.assert_close(features, torch.cat(read))
     torch.testing.assert_close(truth, torch.cat(frames))
     assert not torch.allclose(estimates, truth, atol=0.1)
     index = torch.randint(len(estimates), (5,), generator=torch.Generator().manual_seed(7))
-    loss = cleaner_loss(model, (estimates, features, truth), 5, torch.Generator().manual_seed(7))
+    assert torch.equal(scenery, torch.cat(marks)) and scenery.any()
+    pairs = (estimates, features, truth, scenery)
+    loss = cleaner_loss(model, pairs, 5, torch.Generator().manual_seed(7))
     cleaned = model.cleaner(estimates[index], features[index])
     torch.testing.assert_close(loss, (cleaned - truth[index]).abs().mean())
+    # The places' feature pixels weighed 8 times, in the sum and in the divisor.
+    weighted = cleaner_loss(model, pairs, 5, torch.Generator().manual_seed(7), scenery_weight=8.0)
+    pixels = 1.0 + 7.0 * scenery[index].float()
+    error = (cleaned - truth[index]).abs().mean(1)
+    torch.testing.assert_close(weighted, (pixels * error).sum() / pixels.sum())
 
 
 def rolled_out_case(tmp_path, depth: int):

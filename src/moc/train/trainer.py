@@ -155,12 +155,14 @@ def told_ids(batch: Batch, config: TrainConfig, generator: torch.Generator) -> S
     return ids
 
 
-def cleaner_pairs(
-    model: MultiShotDiT, config: TrainConfig, *, progress: bool = False
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """The frame cleaner's training set: ``(estimates, features, truth)``: ``(N, C, H, W)`` final estimates,
-    with ``model.cleaner_codes`` the ``(N, H/p * W/p, width)`` features they were drawn from (else
-    ``None``), and ``(N, C, H, W)`` truth.
+CleanerPairs = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]
+"""``(estimates, features, truth, scenery)``: what :func:`cleaner_pairs` returns."""
+
+
+def cleaner_pairs(model: MultiShotDiT, config: TrainConfig, *, progress: bool = False) -> CleanerPairs:
+    """The frame cleaner's training set: ``(estimates, features, truth, scenery)``: ``(N, C, H, W)`` final
+    estimates, with ``model.cleaner_codes`` the ``(N, H/p * W/p, width)`` features they were drawn from
+    (else ``None``), ``(N, C, H, W)`` truth, and its ``(N, H, W)`` scenery pixels (``Batch.scenery``).
 
     ``train.cleaner_scenes`` training scenes (``data.batch_size`` at a time, rounded up to whole batches; a
     stream of the run's data seeded apart from its training batches) are told as
@@ -178,7 +180,7 @@ def cleaner_pairs(
     stream = WorldStream(config.data, seed=config.run.seed + 3)
     batches = math.ceil(opt.cleaner_scenes / config.data.batch_size)
     spec = attention_specs(config, 0)[1]
-    estimates, features, truth = [], [], []
+    estimates, features, truth, scenery = [], [], [], []
     model.eval()
     for index in tqdm(range(batches), disable=not progress, desc="cleaner pairs"):
         batch = stream.batch(index)
@@ -195,27 +197,34 @@ def cleaner_pairs(
         estimates.append(frames)
         features.append(read)
         truth.append(batch.frames.flatten(0, 1))
+        scenery.append(batch.scenery.flatten(0, 1))
     model.train()
     read = torch.cat(features) if model.config.cleaner_codes else None
-    return torch.cat(estimates), read, torch.cat(truth)
+    return torch.cat(estimates), read, torch.cat(truth), torch.cat(scenery)
 
 
 def cleaner_loss(
     model: MultiShotDiT,
-    pairs: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor],
+    pairs: CleanerPairs,
     frames: int,
     generator: torch.Generator,
+    scenery_weight: float = 1.0,
 ) -> torch.Tensor:
     """The frame cleaner's L1 error on ``frames`` pairs of :func:`cleaner_pairs` drawn at random
     (``train.trainable = "cleaner"``). The L1 error's optimum is the median: flat where the estimate's grain
     scatters around a flat band. Frames from many scenes per step: a step on a few scenes' frames follows
     those scenes' sprite errors, and the cleaner then barely learned in 1,100 steps (docs/training.md,
-    "Stage 29")."""
-    estimates, features, truth = pairs
+    "Stage 29"). With ``scenery_weight`` (``train.scenery_weight``), each pixel's error (mean over channels)
+    is weighed as :func:`loss_fn` weighs it: the places' feature pixels that much more."""
+    estimates, features, truth, scenery = pairs
     index = torch.randint(len(estimates), (frames,), generator=generator)
     read = None if features is None else features[index]
     cleaned = model.cleaner(estimates[index], read)  # unclamped, so every pixel's error has a gradient
-    return (cleaned - truth[index]).abs().mean()
+    error = (cleaned - truth[index]).abs()
+    if scenery_weight == 1.0:
+        return error.mean()
+    pixels = 1.0 + (scenery_weight - 1.0) * scenery[index].float()  # (frames, H, W)
+    return (pixels * error.mean(1)).sum() / pixels.sum()
 
 
 def draw(generator: torch.Generator) -> float:
@@ -466,7 +475,9 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_scale"]
             if pairs is not None:
-                loss = total = cleaner_loss(model, pairs, opt_cfg.cleaner_batch, noise_gen)
+                loss = total = cleaner_loss(
+                    model, pairs, opt_cfg.cleaner_batch, noise_gen, opt_cfg.scenery_weight
+                )
             else:
                 batch = stream.batch(step - 1)
                 # No draws at probability 0, so configs without joint batches or prefixes replay exactly.
