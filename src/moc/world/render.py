@@ -153,9 +153,7 @@ def place_texture(look: PlaceLook, height: int, width: int) -> np.ndarray:
     )
     base = np.where(y < horizon, np.float32(look.sky), np.float32(look.ground))  # (H, 3)
     image = np.repeat(base[:, None, :], width, axis=1)
-    where = _feature_mask(look.feature, look.repeats, horizon, height, width)
-    if where is not None:
-        np.copyto(image, np.float32(look.feature_color), where=where[..., None])
+    np.copyto(image, np.float32(look.feature_color), where=feature_mask(look, height, width)[..., None])
     # Shade after drawing the feature, so the feature keeps the same faint contrast on every row.
     return np.clip(image * shade[:, :, None], 0.0, 1.0).astype(np.float32)
 
