@@ -111,15 +111,22 @@ def same_shape(pred: torch.Tensor, truth: list[str | None], scripts) -> str:
     return f"{sum(d == t for d, t in pairs) / len(pairs):.2f}"
 
 
+def character_slots(scripts) -> list[tuple[int, int, int]]:
+    """``(scene, shot, character id)`` of every scripted character in every shot, in the order of
+    :func:`shapes_drawn` (scene by scene, shot by shot, ids ascending)."""
+    return [
+        (n, s, cid)
+        for n, script in enumerate(scripts)
+        for s, shot in enumerate(script.shots)
+        for cid in sorted(a.id for a in shot.characters)
+    ]
+
+
 def intro_flags(scripts) -> list[bool]:
-    """For every scripted character in every shot, in the order of :func:`shapes_drawn` (shot by shot, ids
-    ascending): whether that shot introduces it (where a told model is told its look)."""
-    intro = []
-    for script in scripts:
-        first = first_shots(script)
-        for s, shot in enumerate(script.shots):
-            intro += [first[cid] == s for cid in sorted(a.id for a in shot.characters)]
-    return intro
+    """For every scripted character in every shot, in the order of :func:`shapes_drawn`: whether that shot
+    introduces it (where a told model is told its look)."""
+    first = [first_shots(script) for script in scripts]
+    return [first[n][cid] == s for n, s, cid in character_slots(scripts)]
 
 
 def intro_later(hits: list[tuple[bool, bool | float]]) -> str:

@@ -21,6 +21,7 @@ import torch
 from background_grain import tint_split
 from frame_quality import (
     background_stats,
+    character_slots,
     drawn_cells,
     kept_by_shape,
     save_strips,
@@ -79,12 +80,7 @@ def main() -> None:
 def mistakes(frames: torch.Tensor, truth: list[str | None], scripts) -> str:
     """``"ring as circle 12: s3/1/c2 ..."``: per (true shape, drawn shape) pair where they differ, how
     often, and where (scene / shot / character), most frequent first; ``None`` drawn: never whole."""
-    where = [
-        f"s{n}/{s}/c{cid}"
-        for n, script in enumerate(scripts)
-        for s, shot in enumerate(script.shots)
-        for cid in sorted(a.id for a in shot.characters)
-    ]
+    where = [f"s{n}/{s}/c{cid}" for n, s, cid in character_slots(scripts)]
     found: dict[tuple[str, str | None], list[str]] = {}
     for place, t, d in zip(where, truth, shapes_drawn(frames, scripts), strict=True):
         if t is not None and d != t:
