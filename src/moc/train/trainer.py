@@ -221,7 +221,7 @@ def cleaner_loss(
     read = None if features is None else features[index]
     cleaned = model.cleaner(estimates[index], read)  # unclamped, so every pixel's error has a gradient
     error = (cleaned - truth[index]).abs()
-    if scenery_weight == 1.0:
+    if scenery_weight == 1.0:  # the plain mean, so earlier cleaner runs replay bit for bit
         return error.mean()
     pixels = 1.0 + (scenery_weight - 1.0) * scenery[index].float()  # (frames, H, W)
     return (pixels * error.mean(1)).sum() / pixels.sum()
